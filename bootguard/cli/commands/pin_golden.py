@@ -1,0 +1,29 @@
+"""`bootguard pin-golden [ENTRY | --generation N]`: pin the known-good generation."""
+
+from __future__ import annotations
+
+import argparse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.cli.main import Context
+
+NAME = "pin-golden"
+HELP = "pin the known-good (golden) generation the host falls back to (default: the booted entry)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("entry", nargs="?", help="entry file name or id (default: the entry booted now)")
+    parser.add_argument("--generation", type=int, help="NixOS system generation number")
+    parser.add_argument("--nix-root", default="/", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bootguard.cli.commands._common import report
+    from bootguard.errors import UsageError
+    from bootguard.services import lifecycle
+
+    if args.entry and args.generation is not None:
+        raise UsageError("give an entry or --generation, not both")
+    return report(ctx, lifecycle.pin_golden(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, args.entry,
+                                            args.generation, args.nix_root))

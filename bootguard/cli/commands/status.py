@@ -1,0 +1,62 @@
+"""`bootguard status`: booted entry, counting, golden, trial, next boot and why, last events."""
+
+from __future__ import annotations
+
+import argparse
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.cli.main import Context
+
+NAME = "status"
+HELP = "show what state the host is in: booted entry, attempt, golden, next boot and why, last events"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", type=int, default=5, metavar="N", help="how many recent events (default 5)")
+
+
+def _plain(r: dict[str, object]) -> list[str]:
+    lines = [
+        f"loader:     {r.get('loader') or 'unknown (no LoaderInfo)'}",
+        f"booted:     {r.get('booted') or 'unknown'}",
+    ]
+    if r.get("counted"):
+        lines.append(f"counting:   this boot is counted (attempt {r.get('attempt')}, {r.get('tries_left')} tries left)")
+    else:
+        lines.append("counting:   this boot is not counted")
+    g = r.get("golden")
+    lines.append(f"golden:     {g['filename'] if isinstance(g, dict) else 'none pinned'}")
+    t = r.get("trial")
+    if isinstance(t, dict):
+        lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']})")
+    if "next_boot" in r:
+        lines.append(f"next boot:  {r.get('next_boot') or 'nothing'} — {r.get('next_boot_why')}")
+    lv = r.get("last_validation")
+    if isinstance(lv, dict) and "result" in lv:
+        lines.append(f"validation: {lv['result']}")
+        for c in lv.get("checks", []):
+            lines.append(f"  {c.get('result', '?'):5} {c.get('name')} ({c.get('seconds', 0):.1f} s) {c.get('message', '')}")
+    events = r.get("events") or []
+    if events:
+        lines.append("last events:")
+        for e in events:  # type: ignore[attr-defined]
+            lines.append(f"  {e.get('iso_time', e.get('time'))} {e.get('kind')}: {e.get('message')}")
+    for p in r.get("problems") or []:  # type: ignore[attr-defined]
+        lines.append(f"problem:    {p}")
+    for a in r.get("advice") or []:  # type: ignore[attr-defined]
+        lines.append(f"advice:     {a}")
+    return lines
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from bootguard.cli.output import emit_json, say
+    from bootguard.services.status import report
+
+    r = report(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, events=args.events)
+    if ctx.json:
+        emit_json(r)
+    else:
+        for line in _plain(r):
+            say(line)
+    return 0

@@ -1,0 +1,134 @@
+"""Command line: argument parsing and the single exit boundary.
+
+Each command lives in `bootguard.cli.commands.<module>` and exposes `NAME`, `HELP`,
+`configure(parser)` and `run(args, ctx) -> int`. Command modules keep their top-level imports
+light (stdlib only); heavy imports happen inside `run`, so `bootguard list` and `bootguard initrd`
+stay fast. `main` is the only place that catches `BootguardError` and chooses the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from bootguard.errors import BootguardError, ExitCode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+# Order here is the order in `bootguard --help`.
+COMMAND_MODULES: tuple[str, ...] = (
+    "list_",
+    "status",
+    "events",
+    "mark",
+    "arm",
+    "pin_golden",
+    "trial",
+    "initrd",
+    "initrd_files",
+    "watchdog",
+    "validate",
+    "check",
+    "commit",
+    "upgrade",
+    "demo",
+)
+
+
+class Context:
+    """What every command gets: the global options, resolved once."""
+
+    __slots__ = ("debug", "efivars", "esp", "json", "state_dir", "xbootldr")
+
+    def __init__(self, ns: argparse.Namespace) -> None:
+        self.esp: str | None = ns.esp
+        self.xbootldr: str | None = ns.xbootldr
+        self.efivars: str = ns.efivars
+        self.state_dir: str = ns.state_dir
+        self.json: bool = ns.json
+        self.debug: bool = ns.debug
+
+
+def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # The same options are accepted before and after the command name; after it they only
+    # override what was given before (SUPPRESS keeps the earlier value when absent).
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    g = parser.add_argument_group("global options")
+    g.add_argument("--esp", metavar="DIR", default=default(None), help="EFI system partition mount point")
+    g.add_argument("--xbootldr", metavar="DIR", default=default(None), help="XBOOTLDR partition mount point")
+    g.add_argument(
+        "--efivars",
+        metavar="DIR",
+        default=default(os.environ.get("BOOTGUARD_EFIVARS", "/sys/firmware/efi/efivars")),
+        help="efivarfs directory (default: %(default)s)",
+    )
+    g.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=default(os.environ.get("BOOTGUARD_STATE_DIR", "/var/lib/bootguard")),
+        help="bootguard state directory (default: %(default)s)",
+    )
+    g.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
+    g.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks")
+
+
+def _load(name: str) -> object:
+    return importlib.import_module(f"bootguard.cli.commands.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bootguard",
+        description="Keep a self-updating systemd-boot host from ever staying bricked.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage, 3 not found, 4 corrupt state, 5 host lacks "
+        "something (ESP, efivarfs, writable partition, free watchdog), 6 checks failed, "
+        "7 update rolled back / not applied, 8 git conflict stopped.",
+    )
+    _add_globals(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for modname in COMMAND_MODULES:
+        try:
+            mod = _load(modname)
+        except ModuleNotFoundError as exc:
+            # Commands still being written are left out; any other missing module is a bug.
+            if exc.name != f"bootguard.cli.commands.{modname}":
+                raise
+            continue
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)  # type: ignore[attr-defined]
+        _add_globals(p, suppress=True)
+        mod.configure(p)  # type: ignore[attr-defined]
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, dispatch, and map every outcome to a truthful exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(args)
+    try:
+        return int(args._module.run(args, ctx))
+    except BootguardError as exc:
+        if ctx.debug:
+            raise
+        print(f"bootguard: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"bootguard: hint: {exc.hint}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # Output consumer went away (e.g. `| head`): not our failure to report.
+        sys.stderr.close()
+        return int(ExitCode.OK)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

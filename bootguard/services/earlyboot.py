@@ -1,0 +1,226 @@
+"""`bootguard initrd`: the early-boot step that runs on every boot, before switch-root.
+
+1. observe: the loader's view (LoaderBootCountPath, LoaderEntrySelected, LoaderInfo, entries), the
+   watchdog's bootstatus from sysfs (never opening the device: that would arm it), pstore panic logs;
+2. decide (a pure function of the observation, unit-tested against the loader model): what happened to
+   the previous boot(s) and why, what this boot is, and whether the loader configuration needs mending;
+3. record it atomically (state + event log), or spool to /run/bootguard when the state directory is
+   read-only in the initrd, for userland to merge;
+4. arm the hardware watchdog and let go of it, so a hang from here until systemd (or bootguard's
+   keepalive) takes over becomes a reset — and the reset becomes a counted failure on the next boot.
+
+Standard library only; every import here is on the early-boot budget.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+
+from bootguard.errors import BootguardError
+from bootguard.model._frozen import Frozen
+from bootguard.model.entry import EntryStatus
+from bootguard.model.events import Event, EventKind
+from bootguard.model.state import Outcome
+from bootguard.services import fallback
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from bootguard.model.entry import BootEntry
+    from bootguard.model.state import State
+    from bootguard.services.bootview import BootView
+
+LAST_BOOT = "last_boot"  # State.extra key: the boot the initrd saw last, awaiting a verdict
+PSTORE_DIR = "/sys/fs/pstore"
+
+
+class Cause(enum.Enum):
+    """Why a boot did not finish."""
+
+    WATCHDOG = "watchdog-reset"
+    PANIC = "kernel-panic"
+    BEFORE_BOOTGUARD = "failed-before-bootguard"  # kernel or early initrd: bootguard never ran
+    VALIDATION = "validation-failed"
+    UNKNOWN = "unknown"  # reset button, power loss, `reboot -f` without a verdict
+
+
+class Action(enum.Enum):
+    ABANDON_TRIAL = "abandon-trial"  # trial used up its tries; the host is on golden
+    RESTORE_GLOB = "restore-default-glob"  # LoaderEntryDefault lost while a trial is running
+    REWRITE_GOLDEN_COPY = "rewrite-golden-copy"
+    FORGET_TRIAL = "forget-trial"  # the trial's copy vanished from the ESP
+
+
+class Observation(Frozen):
+    __slots__ = ("boot_id", "panic_log", "problems", "state", "view", "watchdog_reset")
+    view: BootView | None
+    state: State
+    watchdog_reset: bool
+    panic_log: str | None
+    boot_id: str | None
+    problems: tuple[str, ...]
+
+    def __init__(self, view: BootView | None, state: State, *, watchdog_reset: bool = False,
+                 panic_log: str | None = None, boot_id: str | None = None, problems: tuple[str, ...] = ()) -> None:
+        self._init(view=view, state=state, watchdog_reset=watchdog_reset, panic_log=panic_log,
+                   boot_id=boot_id, problems=problems)
+
+
+class Decision(Frozen):
+    __slots__ = ("actions", "events", "failures", "last_boot")
+    events: tuple[Event, ...]
+    actions: tuple[Action, ...]
+    failures: tuple[tuple[str, Cause], ...]  # (entry, cause) per failed earlier boot
+    last_boot: dict[str, Any]
+
+    def __init__(self, events: list[Event], actions: list[Action], failures: list[tuple[str, Cause]],
+                 last_boot: dict[str, Any]) -> None:
+        self._init(events=tuple(events), actions=tuple(actions), failures=tuple(failures), last_boot=last_boot)
+
+
+def _failure_cause(obs: Observation) -> Cause:
+    if obs.watchdog_reset:
+        return Cause.WATCHDOG
+    if obs.panic_log:
+        return Cause.PANIC
+    return Cause.UNKNOWN
+
+
+def _explain(cause: Cause, obs: Observation) -> str:
+    return {
+        Cause.WATCHDOG: "the hardware watchdog reset the machine (bootstatus CARDRESET): the boot hung",
+        Cause.PANIC: f"the kernel panicked (pstore {obs.panic_log})",
+        Cause.BEFORE_BOOTGUARD: "it failed before bootguard's early-boot step ran (kernel or early initrd)",
+        Cause.VALIDATION: "health checks failed",
+        Cause.UNKNOWN: "it ended without a verdict (reset, power loss or forced reboot)",
+    }[cause]
+
+
+def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
+    """The boot bootguard saw last: did it end without a verdict?"""
+    prev = obs.state.extra.get(LAST_BOOT)
+    if not isinstance(prev, dict) or prev.get("verdict") is not None or prev.get("boot_id") == obs.boot_id:
+        if obs.watchdog_reset:
+            return [Event.new(EventKind.WATCHDOG_RESET, "the watchdog reset the machine during the previous boot",
+                              cause=Cause.WATCHDOG.value, boot_id=obs.boot_id)], []
+        return [], []
+    entry = str(prev.get("entry") or "?")
+    cause = _failure_cause(obs)
+    kind = EventKind.COUNTED_FAILURE if prev.get("counted") else EventKind.INITRD_FAILURE
+    events = [Event.new(kind, f"previous boot of {entry} failed: {_explain(cause, obs)}", entry=entry,
+                        cause=cause.value, boot_id=obs.boot_id, data={"previous_boot_id": prev.get("boot_id")})]
+    if cause is Cause.WATCHDOG:
+        events.append(Event.new(EventKind.WATCHDOG_RESET, f"watchdog reset during the boot of {entry}",
+                                entry=entry, cause=cause.value, boot_id=obs.boot_id))
+    return events, [(entry, cause)]
+
+
+def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], list[tuple[str, Cause]]]:
+    """Boots of the trial copy the loader counted but bootguard never saw: they died before the initrd step."""
+    trial, tc = obs.state.trial, fallback.trial_copy(view)
+    if trial is None or tc is None or tc.tries_done is None:
+        return [], []
+    prev = obs.state.extra.get(LAST_BOOT)
+    seen = int(prev.get("trial_done", 0)) if isinstance(prev, dict) else 0
+    now = tc.tries_done - (1 if view.booted is tc else 0)
+    cause = Cause.PANIC if obs.panic_log else Cause.BEFORE_BOOTGUARD
+    events, failures = [], []
+    for _ in range(max(0, now - seen)):
+        events.append(Event.new(EventKind.COUNTED_FAILURE, f"a boot of trial {trial.filename} failed: "
+                                f"{_explain(cause, obs)}", entry=tc.filename, cause=cause.value, boot_id=obs.boot_id))
+        failures.append((tc.filename, cause))
+    return events, failures
+
+
+def _this_boot(obs: Observation, view: BootView) -> Event:
+    b = view.booted
+    name = b.filename if b else (view.vars.entry_selected or "unknown entry")
+    if view.counted and b is not None:
+        msg = f"booting {name}: counted attempt {b.tries_done}, {b.tries_left} tries left after this one"
+        return Event.new(EventKind.BOOT_ATTEMPTED, msg, entry=name, boot_id=obs.boot_id,
+                         data={"counted": True, "tries_left": b.tries_left, "tries_done": b.tries_done})
+    if b is not None and b.counter is not None and not view.esp.writable():
+        return Event.new(EventKind.NOT_COUNTED, f"booting {name}, NOT counted: the ESP is read-only so the loader "
+                         "could not rename the entry", entry=name, boot_id=obs.boot_id)
+    return Event.new(EventKind.BOOT_ATTEMPTED, f"booting {name} (not counted)", entry=name, boot_id=obs.boot_id,
+                     data={"counted": False})
+
+
+def _policy(obs: Observation, view: BootView) -> tuple[list[Event], list[Action]]:
+    state, tc, b = obs.state, fallback.trial_copy(view), view.booted
+    events: list[Event] = []
+    actions: list[Action] = []
+    on_golden = b is not None and (fallback.is_golden_copy(b) or (state.golden is not None
+                                                                   and b.filename == state.golden.filename))
+    if state.trial is not None and tc is None:
+        actions.append(Action.FORGET_TRIAL)
+        events.append(Event.new(EventKind.POLICY_CORRECTED, f"the trial copy of {state.trial.filename} is gone "
+                                "from the ESP; the trial is forgotten", entry=state.trial.filename))
+    elif state.trial is not None and tc is not None and tc.status is EntryStatus.BAD and on_golden:
+        actions.append(Action.ABANDON_TRIAL)
+    elif state.trial is not None and tc is not None and tc.status is not EntryStatus.BAD \
+            and view.vars.entry_default != fallback.DEFAULT_GLOB:
+        actions.append(Action.RESTORE_GLOB)
+        events.append(Event.new(EventKind.POLICY_CORRECTED, f"LoaderEntryDefault was {view.vars.entry_default!r}; "
+                                f"set back to {fallback.DEFAULT_GLOB!r} so the trial and golden stay in charge"))
+    if state.golden is not None and fallback.golden_copy(view) is None:
+        actions.append(Action.REWRITE_GOLDEN_COPY)
+        events.append(Event.new(EventKind.POLICY_CORRECTED, "bootguard's golden entry was missing; rewritten",
+                                entry=state.golden.filename))
+    return events, actions
+
+
+def decide(obs: Observation) -> Decision:
+    """Everything the early-boot step will record and do, without doing it."""
+    events, failures = _previous(obs)
+    actions: list[Action] = []
+    last: dict[str, Any] = {"boot_id": obs.boot_id, "verdict": None, "entry": None, "counted": False}
+    view = obs.view
+    if view is not None:
+        unseen_events, unseen = _unseen_trial_boots(obs, view)
+        events += unseen_events
+        failures += unseen
+        events.append(_this_boot(obs, view))
+        policy_events, actions = _policy(obs, view)
+        events += policy_events
+        tc = fallback.trial_copy(view)
+        last.update(entry=view.booted.filename if view.booted else view.vars.entry_selected,
+                    counted=view.counted, trial_done=tc.tries_done if tc and tc.tries_done else 0)
+    for p in obs.problems:
+        events.append(Event.new(EventKind.NOT_COUNTED, p, boot_id=obs.boot_id))
+    return Decision(events, actions, failures, last)
+
+
+def find_panic_log(pstore: str = PSTORE_DIR) -> str | None:
+    """A pstore record of a kernel panic from the previous boot, if pstore is mounted and kept one."""
+    try:
+        names = sorted(os.listdir(pstore))
+    except OSError:
+        return None
+    for name in names:
+        if not name.startswith("dmesg"):
+            continue
+        try:
+            with open(os.path.join(pstore, name), "rb") as f:
+                if b"Kernel panic" in f.read(1 << 20):
+                    return name
+        except OSError:
+            continue
+    return None
+
+
+def apply_state(state: State, d: Decision, now: float) -> State:
+    """The state after recording a decision (pure)."""
+    for entry, cause in d.failures:
+        state = state.with_attempt(entry, Outcome.FAILED, cause.value, now)
+    if d.last_boot.get("entry"):
+        state = state.with_attempt(str(d.last_boot["entry"]), Outcome.ATTEMPTED, None, now)
+    if Action.FORGET_TRIAL in d.actions:
+        state = state.with_trial(None)
+    return state.with_extra(LAST_BOOT, d.last_boot)
+
+
+def _describe_failure(exc: BootguardError) -> str:
+    return f"early-boot step could not read the boot loader's view: {exc.message}"

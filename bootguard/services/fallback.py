@@ -1,0 +1,247 @@
+"""The trial/fallback mechanism: how a new generation is tried and how the loader falls back to golden.
+
+Why this design (proven on the real systemd-boot 252, 254, 257.13 and 262.1 binaries by
+tests/vm/test_loader_fallback.py): bootguard writes two entries of its own next to the user's,
+`bootguard-golden.conf` (a copy of golden) and `bootguard-trial+N.conf` (a counted copy of the trial),
+and sets the LoaderEntryDefault EFI variable to the glob `bootguard-*`, which matches those two and
+nothing else. systemd-boot takes the first match in its sort order, and every version sorts entries
+with no tries left last. The copies carry `sort-key`/`version` lines and names that put the trial
+first on every sort criterion. So while the trial has tries left it is booted; once the loader's own
+counter reaches zero the trial sorts last and golden is the first match — even when the trial never
+ran a line of bootguard (kernel panic). The user's entries are never renamed or edited, and the glob
+does not depend on the id scheme (counter kept in ids before 257.13, stripped after), unlike an exact
+id in LoaderEntryDefault (which loops forever on a bad trial on 257/262) or a glob over the counter
+(which never matches on 257.13+), or `preferred` (262 only).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from bootguard.errors import RefusedError
+from bootguard.model.counter import CountedName
+from bootguard.model.entry import EntryStatus, EntryType
+from bootguard.model.events import Event, EventKind
+from bootguard.model.nixos import generation_of
+from bootguard.model.state import Trial
+from bootguard.seams import esp as esp_seam
+from bootguard.seams import fs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.entry import BootEntry
+    from bootguard.model.state import State
+    from bootguard.seams.efivars import EfiVars
+    from bootguard.seams.statestore import StateStore
+    from bootguard.services.bootview import BootView
+
+PREFIX = "bootguard-"
+GOLDEN_STEM = "bootguard-golden"
+TRIAL_STEM = "bootguard-trial"
+DEFAULT_GLOB = "bootguard-*"
+DEFAULT_VAR = "LoaderEntryDefault"
+# sort-key ascending and version descending both put the trial before golden.
+_ROLE_KEYS = {GOLDEN_STEM: ("bootguard-1", "1"), TRIAL_STEM: ("bootguard-0", "2")}
+
+
+FAILED_KEY = "failed_trials"  # State.extra: entries whose trial failed; not retried unless forced
+
+
+def failed_trials(state: State) -> list[str]:
+    value = state.extra.get(FAILED_KEY)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def is_bootguard_copy(entry: BootEntry) -> bool:
+    return entry.name.prefix.lower().startswith(PREFIX)
+
+
+def is_golden_copy(entry: BootEntry) -> bool:
+    return entry.name.prefix.lower() == GOLDEN_STEM
+
+
+def is_trial_copy(entry: BootEntry) -> bool:
+    return entry.name.prefix.lower() == TRIAL_STEM
+
+
+def render_copy(data: bytes, stem: str, original: str) -> bytes:
+    """A Type #1 entry's text re-keyed for its bootguard role; every other line is kept as it is."""
+    sort_key, version = _ROLE_KEYS[stem]
+    role = "golden" if stem == GOLDEN_STEM else "trial"
+    out = [f"# written by bootguard: {role} copy of {original}; do not edit".encode()]
+    for line in data.splitlines():
+        key = line.strip().split(None, 1)[0].lower() if line.strip() else b""
+        if key in (b"sort-key", b"version"):
+            continue
+        if key == b"title":
+            line = b"title bootguard " + role.encode() + b": " + line.strip()[5:].strip()
+        out.append(line)
+    out += [f"sort-key {sort_key}".encode(), f"version {version}".encode()]
+    return b"\n".join(out) + b"\n"
+
+
+def _uki_stub(entry: BootEntry, stem: str) -> bytes:
+    # Type #2 golden: a Type #1 entry that chain-loads the UKI by path. Uncounted, so the systemd 259+
+    # change of not counting `efi` entries (systemd issue 40405) does not matter for golden.
+    sort_key, version = _ROLE_KEYS[stem]
+    return (
+        f"title bootguard golden: {entry.filename}\nefi /{entry.path}\n"
+        f"sort-key {sort_key}\nversion {version}\n"
+    ).encode()
+
+
+def _read(view: BootView, entry: BootEntry) -> bytes:
+    with open(view.partition_of(entry).join(entry.path), "rb") as f:
+        return f.read()
+
+
+def _remove_copies(view: BootView, stem: str) -> list[str]:
+    removed = []
+    for e in view.entries:
+        if e.name.prefix.lower() == stem:
+            esp_seam.remove_file(view.partition_of(e), e.path)
+            removed.append(e.path)
+    return removed
+
+
+def install_golden_copy(view: BootView, entry: BootEntry) -> str:
+    """(Re)write `bootguard-golden.conf` on the partition that holds golden's kernel."""
+    part = view.partition_of(entry)
+    part.require_writable("write bootguard's golden entry")
+    data = _uki_stub(entry, GOLDEN_STEM) if entry.type is EntryType.TYPE2 else render_copy(
+        _read(view, entry), GOLDEN_STEM, entry.filename
+    )
+    for e in view.entries:  # a stale golden copy on the other partition would also match the glob
+        if is_golden_copy(e) and e.partition is not entry.partition:
+            esp_seam.remove_file(view.partition_of(e), e.path)
+    rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
+    esp_seam.write_file(part, rel, data)
+    return rel
+
+
+def _write_trial_copy(view: BootView, entry: BootEntry, tries: int) -> str:
+    part = view.partition_of(entry)
+    part.require_writable("stage a trial")
+    if entry.type is EntryType.TYPE2:
+        rel = f"{esp_seam.UKI_DIR}/{TRIAL_STEM}+{tries}.efi"
+        tmp = part.join(rel) + ".tmp"
+        shutil.copyfile(part.join(entry.path), tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        fs.rename_noreplace(tmp, part.join(rel))
+        fs.syncfs(part.root)
+        return rel
+    rel = f"{esp_seam.ENTRIES_DIR}/{TRIAL_STEM}+{tries}.conf"
+    esp_seam.write_file(part, rel, render_copy(_read(view, entry), TRIAL_STEM, entry.filename))
+    return rel
+
+
+def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> None:
+    if state.golden is None:
+        raise RefusedError(
+            "no golden generation is pinned: a failed trial would have nothing to fall back to",
+            hint="pin one first: bootguard pin-golden",
+        )
+    if is_bootguard_copy(entry):
+        raise RefusedError(f"{entry.path} is bootguard's own copy; name the original entry")
+    if entry.filename == state.golden.filename:
+        raise RefusedError(f"{entry.path} is golden already; a trial is for a new generation")
+    if entry.status is EntryStatus.BAD:
+        raise RefusedError(f"{entry.path} is marked bad; refusing to try it again")
+    if not any(is_golden_copy(e) for e in view.entries):
+        raise RefusedError(
+            f"bootguard's golden entry is missing from {view.esp.root}",
+            hint="re-pin golden (bootguard pin-golden) to rewrite it",
+        )
+
+
+def start_trial(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
+    """Stage `entry` as a trial with `tries` tries; golden takes over when they are used up."""
+    state = store.load().state
+    check_trial_candidate(view, state, entry)
+    efi.require()
+    _remove_copies(view, TRIAL_STEM)
+    rel = _write_trial_copy(view, entry, tries)
+    saved = efi.read_str(DEFAULT_VAR)
+    if saved == DEFAULT_GLOB:  # restaging: keep what the user had before the first trial
+        saved = state.trial.saved_default if state.trial else None
+    efi.write_str(DEFAULT_VAR, DEFAULT_GLOB)
+    trial = Trial(
+        entry_id=entry.id(view.scheme),
+        filename=entry.filename,
+        copy_filename=rel.rpartition("/")[2],
+        tries=tries,
+        started_at=time.time(),
+        generation=generation_of(entry),
+        saved_default=saved,
+    )
+    store.update(lambda s: s.evolve(trial=trial, halted=None))
+    store.append_event(
+        Event.new(
+            EventKind.TRIAL_STARTED,
+            f"{entry.filename} staged as a trial with {tries} tries; golden is {state.golden.filename}"
+            if state.golden
+            else f"{entry.filename} staged",
+            entry=entry.filename,
+            data={"tries": tries, "copy": rel},
+        )
+    )
+    return trial
+
+
+def restore_default(view: BootView, efi: EfiVars, trial: Trial) -> str | None:
+    """Give the loader back its normal default, making sure the blessed generation is what it boots."""
+    if trial.saved_default is None:
+        efi.delete(DEFAULT_VAR)
+    else:
+        efi.write_str(DEFAULT_VAR, trial.saved_default)
+    return trial.saved_default
+
+
+def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | None:
+    """After blessing: remove the trial copy and restore the normal loader configuration."""
+    trial = store.load().state.trial
+    if trial is None:
+        return None
+    _remove_copies(view, TRIAL_STEM)
+    restore_default(view, efi, trial)
+    store.update(lambda s: s.evolve(trial=None))
+    store.append_event(
+        Event.new(EventKind.TRIAL_FINISHED, f"trial of {trial.filename} passed and was blessed", entry=trial.filename)
+    )
+    return trial
+
+
+def abandon_trial(view: BootView, store: StateStore, cause: str) -> Trial | None:
+    """The trial is bad and the host is on golden: drop the trial copy, keep golden as the default."""
+    trial = store.load().state.trial
+    if trial is None:
+        return None
+    removed = _remove_copies(view, TRIAL_STEM)
+    store.update(lambda s: s.with_trial(None).with_extra(
+        FAILED_KEY, sorted({*failed_trials(s), trial.filename})))
+    store.append_event(
+        Event.new(
+            EventKind.ROLLED_BACK,
+            f"trial {trial.filename} failed {trial.tries} times; the host is back on golden",
+            entry=trial.filename,
+            cause=cause,
+            data={"removed": removed},
+        )
+    )
+    return trial
+
+
+def trial_copy(view: BootView) -> BootEntry | None:
+    return next((e for e in view.entries if is_trial_copy(e)), None)
+
+
+def golden_copy(view: BootView) -> BootEntry | None:
+    return next((e for e in view.entries if is_golden_copy(e)), None)
+
+
+def parse_copy_name(filename: str) -> CountedName:
+    suffix = filename[-5:] if filename.lower().endswith(".conf") else filename[-4:]
+    return CountedName.parse(filename, suffix)

@@ -1,0 +1,99 @@
+"""`bootguard pin-golden`: choose the known-good generation the host falls back to.
+
+Golden must be an entry that has proven itself: uncounted (blessed) and present. On NixOS it is also
+protected from garbage collection and `configurationLimit` by a GC root pointing at its system
+profile link (nixpkgs issues 549661 and 24158 are about losing exactly that entry).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bootguard.errors import NotFoundError, RefusedError
+from bootguard.model.entry import EntryStatus
+from bootguard.model.events import Event, EventKind
+from bootguard.model.nixos import GCROOT, entries_for_generation, generation_of, system_link
+from bootguard.model.state import Golden
+from bootguard.services import fallback
+from bootguard.services.bootview import require_entry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.entry import BootEntry
+    from bootguard.seams.statestore import StateStore
+    from bootguard.services.bootview import BootView
+
+
+def choose(view: BootView, key: str | None, generation: int | None) -> BootEntry:
+    """The entry to pin: named, by NixOS generation, or the one booted now."""
+    if generation is not None:
+        found = entries_for_generation(view.entries, generation)
+        if not found:
+            raise NotFoundError(f"no boot entry for NixOS generation {generation} on {view.esp.root}")
+        return found[0]
+    if key is not None:
+        return require_entry(view, key)
+    if view.booted is None:
+        raise NotFoundError(
+            "cannot tell which entry is booted now (no LoaderBootCountPath or LoaderEntrySelected)",
+            hint="name the entry: bootguard pin-golden ENTRY",
+        )
+    return view.booted
+
+
+def check_pinnable(entry: BootEntry) -> None:
+    if fallback.is_bootguard_copy(entry):
+        raise RefusedError(f"{entry.path} is bootguard's own copy; pin the original entry instead")
+    if entry.status is EntryStatus.BAD:
+        raise RefusedError(f"refusing to pin {entry.path} as golden: it is marked bad (no tries left)")
+    if entry.status is EntryStatus.INDETERMINATE:
+        raise RefusedError(
+            f"refusing to pin {entry.path} as golden: it is still on trial "
+            f"({entry.tries_left} tries left) and has not been blessed",
+            hint="let the validator bless it first, or pin an already blessed entry",
+        )
+
+
+def _gc_root(nix_root: str, generation: int) -> str | None:
+    """Point the bootguard GC root at the golden generation, atomically; None when not NixOS."""
+    target = os.path.join(nix_root, system_link(generation))
+    if not os.path.lexists(target):
+        return None
+    link = os.path.join(nix_root, GCROOT)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    tmp = f"{link}.tmp.{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(os.path.join("/", system_link(generation)), tmp)
+    os.replace(tmp, link)
+    return link
+
+
+def pin(
+    view: BootView,
+    store: StateStore,
+    entry: BootEntry,
+    *,
+    nix_root: str = "/",
+    clock: float | None = None,
+) -> Golden:
+    """Record `entry` as golden, write its fallback copy and protect it from garbage collection."""
+    check_pinnable(entry)
+    generation = generation_of(entry)
+    now = time.time() if clock is None else clock
+    golden = Golden(
+        entry_id=entry.id(view.scheme), filename=entry.filename, generation=generation, pinned_at=now
+    )
+    fallback.install_golden_copy(view, entry)
+    gcroot = _gc_root(nix_root, generation) if generation is not None else None
+    store.update(lambda s: s.evolve(golden=golden, halted=None))
+    store.append_event(
+        Event.new(
+            EventKind.GOLDEN_PINNED,
+            f"golden is now {entry.filename}" + (f" (NixOS generation {generation})" if generation else ""),
+            entry=entry.filename,
+            data={"generation": generation, "gcroot": gcroot},
+        )
+    )
+    return golden

@@ -1,0 +1,221 @@
+"""Running the early-boot step: observe the host, decide (earlyboot.decide), record, arm the watchdog.
+
+Where the record goes: the state directory when it is writable (on NixOS with systemd stage 1 this is
+/sysroot/var/lib/bootguard), otherwise the whole decision is spooled to /run/bootguard/spool — /run
+is handed to the real root at switch-root — and the first userland bootguard command (the validator)
+merges it into /var/lib/bootguard. Nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bootguard.errors import BootguardError, ReadOnlyError
+from bootguard.model._frozen import Frozen
+from bootguard.model.events import Event, EventKind, read_boot_id
+from bootguard.model.state import State
+from bootguard.seams import fs
+from bootguard.seams.statestore import StateStore
+from bootguard.services import earlyboot, fallback
+from bootguard.services.earlyboot import Action, Decision, Observation
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from bootguard.services.bootview import BootView
+
+SPOOL_DIR = "/run/bootguard/spool"
+SPOOL_FILE = "decision.json"
+
+
+class Options(Frozen):
+    __slots__ = ("boot_id", "dry_run", "efivars", "esp", "mount_esp", "pstore", "spool_dir", "state_dir", "watchdog_device",
+                 "watchdog_sysfs", "watchdog_timeout", "xbootldr")
+    esp: str | None
+    xbootldr: str | None
+    efivars: str
+    state_dir: str
+    spool_dir: str
+    watchdog_device: str | None
+    watchdog_timeout: int | None
+    watchdog_sysfs: str
+    pstore: str
+    dry_run: bool
+    mount_esp: bool
+    boot_id: str | None
+
+    def __init__(self, **kw: Any) -> None:
+        self._init(**kw)
+
+
+def _watchdog_reset_seen(sysfs: str) -> tuple[bool, list[str]]:
+    from bootguard.seams import watchdog as wd
+
+    try:
+        infos = wd.discover(sysfs_root=sysfs)
+    except BootguardError as exc:
+        return False, [exc.message]
+    return any(wd.bootstatus_says_watchdog_reset(i) for i in infos), []
+
+
+def observe(opts: Options, store: StateStore) -> Observation:
+    from bootguard.services.bootview import BootView
+
+    problems: list[str] = []
+    view: BootView | None
+    try:
+        view = BootView.gather(opts.esp, opts.xbootldr, opts.efivars)
+    except BootguardError as exc:
+        view = None
+        problems.append(f"boot loader view unavailable, this boot is not assessed: {exc.message}")
+    try:
+        loaded = store.load()
+        state, warnings = loaded.state, list(loaded.warnings)
+    except BootguardError as exc:
+        state, warnings = State.initial(), [exc.message]
+    reset, wd_problems = _watchdog_reset_seen(opts.watchdog_sysfs)
+    return Observation(view, state, watchdog_reset=reset, panic_log=earlyboot.find_panic_log(opts.pstore),
+                       boot_id=opts.boot_id or read_boot_id(), problems=(*problems, *warnings, *wd_problems))
+
+
+def _spool(opts: Options, decision: Decision) -> str:
+    import json
+
+    os.makedirs(opts.spool_dir, mode=0o700, exist_ok=True)
+    path = os.path.join(opts.spool_dir, SPOOL_FILE)
+    payload = {
+        "events": [e.to_dict() for e in decision.events],
+        "failures": [[entry, cause.value] for entry, cause in decision.failures],
+        "last_boot": decision.last_boot,
+        "actions": [a.value for a in decision.actions],
+    }
+    from pathlib import Path
+
+    fs.atomic_write(Path(path), json.dumps(payload).encode())
+    return path
+
+
+def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
+    """Fold a decision spooled by the initrd into the state directory; returns events merged."""
+    import json
+
+    path = os.path.join(spool_dir, SPOOL_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+    except FileNotFoundError:
+        return 0
+    events = [Event.from_json(json.dumps(e)) for e in payload.get("events", [])]
+    failures = [(str(e), earlyboot.Cause(c)) for e, c in payload.get("failures", [])]
+    decision = Decision(events, [Action(a) for a in payload.get("actions", [])], failures, payload["last_boot"])
+    _record(store, decision)
+    os.unlink(path)
+    return len(events)
+
+
+def _record(store: StateStore, decision: Decision) -> None:
+    now = time.time()
+    store.update(lambda s: earlyboot.apply_state(s, decision, now))
+    for event in decision.events:
+        store.append_event(event)
+
+
+def _act(view: BootView, store: StateStore, opts: Options, decision: Decision) -> list[str]:
+    from bootguard.seams.efivars import EfiVars
+
+    done: list[str] = []
+    for action in decision.actions:
+        try:
+            if action is Action.ABANDON_TRIAL:
+                cause = decision.failures[-1][1].value if decision.failures else None
+                fallback.abandon_trial(view, store, cause or "tries used up")
+            elif action is Action.RESTORE_GLOB:
+                EfiVars(opts.efivars).write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)
+            elif action is Action.REWRITE_GOLDEN_COPY:
+                golden = store.load().state.golden
+                entry = next((e for e in view.entries if golden and e.filename == golden.filename), None)
+                if entry is None:
+                    raise BootguardError(f"golden entry {golden.filename if golden else '?'} is gone from the ESP")
+                fallback.install_golden_copy(view, entry)
+            done.append(action.value)
+        except BootguardError as exc:
+            store.append_event(Event.new(EventKind.POLICY_CORRECTED, f"could not {action.value}: {exc.message}"))
+    return done
+
+
+def arm_watchdog(opts: Options) -> str:
+    """Arm the watchdog with the configured timeout and let go of it without disarming (hand-off)."""
+    from bootguard.seams import watchdog as wd
+
+    if not opts.watchdog_timeout:
+        return "watchdog: not armed (no --watchdog-timeout)"
+    path = opts.watchdog_device
+    if path is None:
+        infos = wd.discover(sysfs_root=opts.watchdog_sysfs)
+        if not infos:
+            return "watchdog: none found; not armed"
+        path = infos[0].device
+    dev = wd.WatchdogDevice.open(path)
+    try:
+        actual = dev.set_timeout(opts.watchdog_timeout)
+        dev.keepalive()
+    finally:
+        dev.close_armed()
+    return f"watchdog: {path} armed with {actual} s and handed on (the next owner must ping it)"
+
+
+ESP_MOUNT = "/run/bootguard/esp"
+
+
+def mount_esp(efivars: str, target: str = ESP_MOUNT) -> str | None:
+    """Mount the ESP the loader was started from (LoaderDevicePartUUID); None when that is impossible."""
+    from bootguard.seams import proc
+    from bootguard.seams.efivars import EfiVars
+
+    uuid = EfiVars(efivars).read_str("LoaderDevicePartUUID") if EfiVars(efivars).available() else None
+    if not uuid:
+        return None
+    device = f"/dev/disk/by-partuuid/{uuid.lower()}"
+    os.makedirs(target, exist_ok=True)
+    done = proc.run(["mount", "-t", "vfat", "-o", "rw,nosuid,nodev,noexec", device, target], check=False, timeout=30)
+    return target if done.ok else None
+
+
+def unmount(target: str) -> None:
+    from bootguard.seams import proc
+
+    proc.run(["umount", target], check=False, timeout=30)
+
+
+def run(opts: Options) -> dict[str, object]:
+    if opts.mount_esp and opts.esp is None:
+        mounted = mount_esp(opts.efivars)
+        if mounted is not None:
+            try:
+                return run(opts.evolve(esp=mounted, mount_esp=False))
+            finally:
+                unmount(mounted)
+    store = StateStore(opts.state_dir)
+    obs = observe(opts, store)
+    decision = earlyboot.decide(obs)
+    report: dict[str, object] = {
+        "events": [e.message for e in decision.events],
+        "actions": [a.value for a in decision.actions],
+        "dry_run": opts.dry_run,
+    }
+    if opts.dry_run:
+        return report
+    try:
+        _record(store, decision)
+        report["recorded"] = opts.state_dir
+        if obs.view is not None:
+            report["done"] = _act(obs.view, store, opts, decision)
+    except ReadOnlyError:
+        report["recorded"] = _spool(opts, decision)
+    try:
+        report["watchdog"] = arm_watchdog(opts)
+    except BootguardError as exc:
+        report["watchdog"] = f"watchdog: not armed: {exc.message}"
+    return report

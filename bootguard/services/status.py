@@ -1,0 +1,106 @@
+"""`bootguard status`: what state the host is in, in words and as JSON.
+
+It never fails because one source is missing: each missing source (efivarfs, ESP, state) becomes a
+line that says so, since status is what a person reads when something is already wrong.
+"""
+
+from __future__ import annotations
+
+import os
+
+from bootguard.errors import BootguardError
+from bootguard.seams.statestore import StateStore
+from bootguard.services import fallback
+from bootguard.services.bootview import BootView
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.state import State
+
+
+def _boot_part(view: BootView) -> dict[str, object]:
+    b = view.booted
+    sel = view.selection
+    counted = view.counted
+    attempt = None
+    if counted and b is not None and b.tries_done is not None:
+        attempt = b.tries_done  # systemd-boot already added this boot to "done"
+    return {
+        "loader": view.vars.info,
+        "efi": view.efi_available,
+        "booted": b.filename if b else None,
+        "booted_id": b.id(view.scheme) if b else view.vars.entry_selected,
+        "counted": counted,
+        "attempt": attempt,
+        "tries_left": b.tries_left if b else None,
+        "boot_count_path": view.vars.boot_count_path,
+        "next_boot": sel.entry.filename if sel.entry else None,
+        "next_boot_reason": sel.reason.value,
+        "next_boot_why": sel.detail,
+        "esp": view.esp.root,
+        "esp_writable": view.esp.writable(),
+        "trial_copy": (tc.filename if (tc := fallback.trial_copy(view)) else None),
+        "golden_copy": (gc.filename if (gc := fallback.golden_copy(view)) else None),
+    }
+
+
+def _state_part(state: State) -> dict[str, object]:
+    g, t = state.golden, state.trial
+    return {
+        "golden": None if g is None else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
+        "trial": None if t is None else {"filename": t.filename, "copy": t.copy_filename, "tries": t.tries,
+                                         "generation": t.generation},
+        "halted": state.halted,
+    }
+
+
+def _last_validation(state_dir: str) -> object:
+    import json
+
+    try:
+        with open(os.path.join(state_dir, "last-validation.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return {"error": f"unreadable: {exc}"}
+
+
+def advice(report: dict[str, object]) -> list[str]:
+    """What a person should do, derived from the report."""
+    out: list[str] = []
+    if report.get("halted"):
+        out.append(f"bootguard stopped rearranging the boot: {report['halted']}. The host stays on the entry "
+                   "it booted; fix it, then `bootguard pin-golden` a working entry to resume.")
+    if report.get("counted") is False and report.get("efi") and report.get("esp_writable") is False:
+        out.append("this boot is not counted: the ESP is read-only, so systemd-boot could not rename the entry")
+    if report.get("golden") is None:
+        out.append("no golden generation is pinned: run `bootguard pin-golden` on a known-good boot")
+    return out
+
+
+def report(esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, events: int = 5) -> dict[str, object]:
+    out: dict[str, object] = {"problems": []}
+    problems: list[str] = out["problems"]  # type: ignore[assignment]
+    try:
+        out.update(_boot_part(BootView.gather(esp, xbootldr, efivars)))
+    except BootguardError as exc:
+        problems.append(exc.message)
+    store = StateStore(state_dir)
+    try:
+        loaded = store.load()
+        out.update(_state_part(loaded.state))
+        problems.extend(loaded.warnings)
+    except BootguardError as exc:
+        problems.append(exc.message)
+        out.update({"golden": None, "trial": None, "halted": None})
+    try:
+        log = store.read_events(limit=events)
+        out["events"] = [e.to_dict() for e in log.events]
+        problems.extend(log.warnings)
+    except BootguardError as exc:
+        problems.append(exc.message)
+        out["events"] = []
+    out["last_validation"] = _last_validation(state_dir)
+    out["advice"] = advice(out)
+    return out
