@@ -19,24 +19,26 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-# Order here is the order in `bootguard --help`.
-COMMAND_MODULES: tuple[str, ...] = (
-    "list_",
-    "status",
-    "events",
-    "mark",
-    "arm",
-    "pin_golden",
-    "trial",
-    "initrd",
-    "initrd_files",
-    "watchdog",
-    "validate",
-    "check",
-    "commit",
-    "upgrade",
-    "demo",
-)
+# Command name → module, in `bootguard --help` order. Only the module of the command being run is
+# imported and configured, which keeps `bootguard initrd` and `list` close to a bare interpreter.
+COMMANDS: dict[str, str] = {
+    "list": "list_",
+    "status": "status",
+    "events": "events",
+    "mark": "mark",
+    "arm": "arm",
+    "pin-golden": "pin_golden",
+    "trial": "trial",
+    "initrd": "initrd",
+    "initrd-files": "initrd_files",
+    "watchdog": "watchdog",
+    "validate": "validate",
+    "check": "check",
+    "commit": "commit",
+    "upgrade": "upgrade",
+    "demo": "demo",
+}
+_VALUED_GLOBALS = frozenset({"--esp", "--xbootldr", "--efivars", "--state-dir"})
 
 
 class Context:
@@ -82,7 +84,21 @@ def _load(name: str) -> object:
     return importlib.import_module(f"bootguard.cli.commands.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named in argv (skipping global options and their values), if any."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _VALUED_GLOBALS:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with `only`, just that command's subparser is configured (others stay stubs)."""
     parser = argparse.ArgumentParser(
         prog="bootguard",
         description="Keep a self-updating systemd-boot host from ever staying bricked.",
@@ -92,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_globals(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for modname in COMMAND_MODULES:
+    for name, modname in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         try:
             mod = _load(modname)
         except ModuleNotFoundError as exc:
@@ -100,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name != f"bootguard.cli.commands.{modname}":
                 raise
             continue
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)  # type: ignore[attr-defined]
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)  # type: ignore[attr-defined]
         _add_globals(p, suppress=True)
         mod.configure(p)  # type: ignore[attr-defined]
         p.set_defaults(_module=mod)
@@ -109,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch, and map every outcome to a truthful exit code."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(_chosen(argv))
     args = parser.parse_args(argv)
     ctx = Context(args)
     try:

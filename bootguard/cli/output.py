@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 def emit_json(value: object) -> None:
     import json
 
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, sort_keys=False)
-    sys.stdout.write("\n")
+    # One write: json.dump with indent issues thousands of small writes.
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def say(line: str = "") -> None:

@@ -17,7 +17,6 @@ id in LoaderEntryDefault (which loops forever on a bad trial on 257/262) or a gl
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 from bootguard.errors import RefusedError
@@ -125,6 +124,8 @@ def _write_trial_copy(view: BootView, entry: BootEntry, tries: int) -> str:
     part = view.partition_of(entry)
     part.require_writable("stage a trial")
     if entry.type is EntryType.TYPE2:
+        import shutil
+
         rel = f"{esp_seam.UKI_DIR}/{TRIAL_STEM}+{tries}.efi"
         tmp = part.join(rel) + ".tmp"
         shutil.copyfile(part.join(entry.path), tmp)

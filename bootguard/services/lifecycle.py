@@ -49,6 +49,10 @@ def mark(
             store.update(lambda s: s.with_attempt(booted or "?", outcome, None, time.time()))
     else:
         store.append_event(Event.new(EventKind.NOT_COUNTED, result.describe(), entry=booted))
+    if verb is not Verb.INDETERMINATE:
+        from bootguard.services.verdict import record_verdict
+
+        record_verdict(store, "good" if verb is Verb.GOOD else "bad")
     if verb is Verb.GOOD and finish_trial and view.booted is not None and fallback.is_trial_copy(view.booted):
         trial = fallback.finish_trial(BootView.gather(esp, xbootldr, efivars), store, EfiVars(efivars))
         if trial is not None:

@@ -21,6 +21,10 @@ from bootguard.services.bless import Verb, mark
 from bootguard.services.bootview import BootView
 from bootguard.services.earlyboot import LAST_BOOT
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.state import State
+
 
 class Next(enum.Enum):
     CONTINUE = "continue"  # boot is good
@@ -42,8 +46,10 @@ def _on_golden(view: BootView, store: StateStore) -> bool:
     return b is not None and (fallback.is_golden_copy(b) or (g is not None and b.filename == g.filename))
 
 
-def _set_verdict(store: StateStore, verdict: str) -> None:
-    def change(s):  # type: ignore[no-untyped-def]
+def record_verdict(store: StateStore, verdict: str) -> None:
+    """Tell the next early-boot step that this boot got a verdict (so it is not taken for a crash)."""
+
+    def change(s: State) -> State:
         last = s.extra.get(LAST_BOOT)
         return s.with_extra(LAST_BOOT, {**last, "verdict": verdict}) if isinstance(last, dict) else s
 
@@ -56,7 +62,7 @@ def passed(view: BootView, store: StateStore, efivars: str, *, promote_after: in
         messages.append(mark(view, Verb.GOOD).describe())
     booted = view.booted.filename if view.booted else "?"
     store.update(lambda s: s.with_attempt(booted, Outcome.GOOD, None, time.time()).with_halted(None))
-    _set_verdict(store, "good")
+    record_verdict(store, "good")
     store.append_event(Event.new(EventKind.BLESSED, f"boot of {booted} validated good", entry=booted))
     if view.booted is not None and fallback.is_trial_copy(view.booted):
         trial = fallback.finish_trial(BootView.gather(view.esp.root, view.xbootldr.root if view.xbootldr else None,
@@ -84,7 +90,7 @@ def _maybe_promote(view: BootView, store: StateStore, filename: str, promote_aft
 
 def failed(view: BootView, store: StateStore, reason: str) -> Verdict:
     booted = view.booted.filename if view.booted else "?"
-    _set_verdict(store, "bad")
+    record_verdict(store, "bad")
     store.update(lambda s: s.with_attempt(booted, Outcome.FAILED, "validation-failed", time.time()))
     if _on_golden(view, store):
         why = f"golden ({booted}) failed validation too: {reason}"

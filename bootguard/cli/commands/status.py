@@ -17,6 +17,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _plain(r: dict[str, object]) -> list[str]:
+    import time
+
     lines = [
         f"loader:     {r.get('loader') or 'unknown (no LoaderInfo)'}",
         f"booted:     {r.get('booted') or 'unknown'}",
@@ -41,7 +43,8 @@ def _plain(r: dict[str, object]) -> list[str]:
     if events:
         lines.append("last events:")
         for e in events:  # type: ignore[attr-defined]
-            lines.append(f"  {e.get('iso_time', e.get('time'))} {e.get('kind')}: {e.get('message')}")
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(e.get("time", 0))))
+            lines.append(f"  {when} {e.get('kind')}: {e.get('message')}")
     for p in r.get("problems") or []:  # type: ignore[attr-defined]
         lines.append(f"problem:    {p}")
     for a in r.get("advice") or []:  # type: ignore[attr-defined]

@@ -1,0 +1,137 @@
+"""Every decision of the early-boot step, on real trees with the model of the loader between boots."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+
+from bootguard.seams.statestore import StateStore
+from bootguard.services.simloader import SimulatedLoader
+from tests.hosttree import HostTree
+
+
+def _staged(host: HostTree) -> SimulatedLoader:
+    host.add_entry("gen-1.conf", version="1")
+    host.add_entry("gen-2.conf", version="2")
+    loader = SimulatedLoader(str(host.esp), str(host.efivars), "systemd-boot 257.13-1~deb13u1")
+    host.loader_conf("default gen-1.conf\n")
+    loader.boot()
+    assert host.cli("pin-golden")[0] == 0
+    assert host.cli("trial", "gen-2.conf")[0] == 0
+    return loader
+
+
+def _initrd(host: HostTree, *extra: str) -> dict[str, object]:
+    code, out, err = host.cli("--json", "initrd", "--boot-id", str(uuid.uuid4()), *extra)
+    assert code == 0, err
+    result = json.loads(out)
+    assert isinstance(result, dict)
+    return result
+
+
+def _events(host: HostTree) -> list[dict[str, object]]:
+    data = host.cli_json("events")
+    assert isinstance(data, list)
+    return data
+
+
+def _sysfs_watchdog(root: Path, bootstatus: int) -> Path:
+    wd = root / "sysfs" / "watchdog0"
+    wd.mkdir(parents=True)
+    for name, value in {"identity": "i6300ESB timer", "bootstatus": str(bootstatus), "state": "inactive",
+                        "timeout": "30", "nowayout": "0", "status": "0x0"}.items():
+        (wd / name).write_text(value + "\n")
+    return root / "sysfs"
+
+
+def test_watchdog_reset_is_recorded_as_the_cause(host: HostTree, tmp_path: Path) -> None:
+    """A boot that ended without a verdict, followed by CARDRESET in sysfs, is a watchdog failure."""
+    loader = _staged(host)
+    loader.boot()
+    _initrd(host)
+    loader.boot()
+    _initrd(host, "--watchdog-sysfs", str(_sysfs_watchdog(tmp_path, 32)))
+    failures = [e for e in _events(host) if e["kind"] == "counted-failure"]
+    assert [f["cause"] for f in failures] == ["watchdog-reset"]
+    assert any(e["kind"] == "watchdog-reset" for e in _events(host))
+
+
+def test_panic_log_in_pstore_is_the_cause(host: HostTree, tmp_path: Path) -> None:
+    """A pstore dmesg record with a kernel panic names the cause of the unseen failed boot."""
+    loader = _staged(host)
+    loader.boot()  # panics before the initrd step
+    loader.boot()
+    pstore = tmp_path / "pstore"
+    pstore.mkdir()
+    (pstore / "dmesg-efi-1").write_text("Kernel panic - not syncing: sysrq triggered crash\n")
+    _initrd(host, "--pstore", str(pstore))
+    failures = [e for e in _events(host) if e["kind"] == "counted-failure"]
+    assert [f["cause"] for f in failures] == ["kernel-panic"]
+
+
+def test_lost_default_variable_is_restored_while_trial_runs(host: HostTree) -> None:
+    """If LoaderEntryDefault was lost mid-trial, the initrd step puts the glob back and says so."""
+    loader = _staged(host)
+    host.set_var("LoaderEntryDefault", None)
+    loader.boot()
+    result = _initrd(host)
+    assert "restore-default-glob" in result["actions"]  # type: ignore[operator]
+    assert host.get_var("LoaderEntryDefault") == "bootguard-*"
+    assert any(e["kind"] == "policy-corrected" for e in _events(host))
+
+
+def test_missing_golden_copy_is_rewritten(host: HostTree) -> None:
+    """A deleted bootguard-golden.conf is rewritten from the pinned golden entry."""
+    loader = _staged(host)
+    (host.esp / "loader/entries/bootguard-golden.conf").unlink()
+    loader.boot()
+    _initrd(host)
+    assert "bootguard-golden.conf" in host.entries()
+
+
+def test_dry_run_writes_nothing(host: HostTree) -> None:
+    """--dry-run prints decisions and leaves state, events and the ESP untouched."""
+    loader = _staged(host)
+    loader.boot()
+    before_entries, before_events = host.entries(), _events(host)
+    result = _initrd(host, "--dry-run")
+    assert result["dry_run"] is True and result["events"]
+    assert host.entries() == before_entries and _events(host) == before_events
+
+
+def test_read_only_state_dir_spools_to_run(host: HostTree, tmp_path: Path) -> None:
+    """With the state directory read-only (initrd before remount), the decision is spooled, then merged."""
+    loader = _staged(host)
+    loader.boot()
+    subprocess.run(["mount", "--bind", str(host.state), str(host.state)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(host.state)], check=True)
+        result = _initrd(host, "--spool-dir", str(tmp_path / "spool"))
+        assert str(result["recorded"]).startswith(str(tmp_path / "spool"))
+    finally:
+        subprocess.run(["umount", str(host.state)], check=True)
+    from bootguard.services.initrd_step import merge_spool
+
+    merged = merge_spool(StateStore(host.state), str(tmp_path / "spool"))
+    assert merged >= 1
+    assert any(e["kind"] == "boot-attempted" for e in _events(host))
+    assert not (tmp_path / "spool" / "decision.json").exists()
+
+
+def test_not_counted_boot_on_read_only_esp(host: HostTree) -> None:
+    """A counted entry booted without a rename (read-only ESP) is recorded as NOT counted."""
+    loader = _staged(host)
+    subprocess.run(["mount", "--bind", str(host.esp), str(host.esp)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(host.esp)], check=True)
+        sim = loader.boot(rename_fails=True)
+        assert sim.boot_count_path is None
+        _initrd(host)
+    finally:
+        subprocess.run(["umount", str(host.esp)], check=True)
+    kinds = [e["kind"] for e in _events(host)]
+    assert "not-counted" in kinds
+    status = host.cli_json("status")
+    assert isinstance(status, dict) and status["counted"] is False
