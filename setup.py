@@ -19,13 +19,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler/toolchain failure means "no extension"
+        except Exception as exc:
             print(f"bootguard: optional C extension not built ({exc}); using pure Python", file=sys.stderr)
 
     def build_extension(self, ext: object) -> None:
         try:
             super().build_extension(ext)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             print(f"bootguard: optional C extension not built ({exc}); using pure Python", file=sys.stderr)
 
 

@@ -31,7 +31,14 @@ def make_tree(root: Path, n: int = 50) -> list[str]:
     (root / "efivars").mkdir()
     (root / "sysfs").mkdir()
     (root / "pstore").mkdir()
-    return ["--esp", str(root / "esp"), "--efivars", str(root / "efivars"), "--state-dir", str(root / "state")]
+    return [
+        "--esp",
+        str(root / "esp"),
+        "--efivars",
+        str(root / "efivars"),
+        "--state-dir",
+        str(root / "state"),
+    ]
 
 
 def timeit(argv: list[str], runs: int) -> float:
@@ -54,8 +61,15 @@ def main() -> int:
         cases = {
             "list --json": [*common, "list", "--json"],
             "status --json": [*common, "status", "--json"],
-            "initrd --dry-run": [*common, "initrd", "--dry-run", "--watchdog-sysfs", f"{tmp}/sysfs",
-                                 "--pstore", f"{tmp}/pstore"],
+            "initrd --dry-run": [
+                *common,
+                "initrd",
+                "--dry-run",
+                "--watchdog-sysfs",
+                f"{tmp}/sysfs",
+                "--pstore",
+                f"{tmp}/pstore",
+            ],
         }
         base = timeit([py, "-I", "-c", "pass"], args.runs)
         print(f"baseline  python3 -I -c pass          {base * 1000:7.1f} ms")

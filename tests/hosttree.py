@@ -15,7 +15,9 @@ from bootguard.cli.main import main
 GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 
-def entry_text(title: str, version: str | None = None, options: str = "quiet", sort_key: str | None = None) -> str:
+def entry_text(
+    title: str, version: str | None = None, options: str = "quiet", sort_key: str | None = None
+) -> str:
     lines = [f"title {title}"]
     if version:
         lines.append(f"version {version}")
@@ -37,7 +39,9 @@ class HostTree:
     # --- ESP ---------------------------------------------------------------------------------------
     def add_entry(self, filename: str, text: str | None = None, **kw: str) -> Path:
         path = self.esp / "loader" / "entries" / filename
-        path.write_text(text if text is not None else entry_text(filename.split(".conf")[0], **kw))
+        path.write_text(
+            text if text is not None else entry_text(filename.split(".conf", maxsplit=1)[0], **kw)
+        )
         return path
 
     def entries(self) -> list[str]:
@@ -63,8 +67,10 @@ class HostTree:
     def booted(self, filename: str | None, *, loader: str = "systemd-boot 252.39-1~deb12u2") -> None:
         """Pretend systemd-boot booted `filename` (already renamed) and set its variables."""
         self.set_var("LoaderInfo", loader)
-        self.set_var("LoaderBootCountPath", None if filename is None or "+" not in filename
-                     else f"\\loader\\entries\\{filename}")
+        self.set_var(
+            "LoaderBootCountPath",
+            None if filename is None or "+" not in filename else f"\\loader\\entries\\{filename}",
+        )
         if filename is not None:
             self.set_var("LoaderEntrySelected", filename.lower())
 

@@ -19,6 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bootguard.services.bootview import HostPaths
+
 # Command name → module, in `bootguard --help` order. Only the module of the command being run is
 # imported and configured, which keeps `bootguard initrd` and `list` close to a bare interpreter.
 COMMANDS: dict[str, str] = {
@@ -53,6 +55,11 @@ class Context:
         self.state_dir: str = ns.state_dir
         self.json: bool = ns.json
         self.debug: bool = ns.debug
+
+    def paths(self) -> HostPaths:
+        from bootguard.services.bootview import HostPaths
+
+        return HostPaths(esp=self.esp, xbootldr=self.xbootldr, efivars=self.efivars, state_dir=self.state_dir)
 
 
 def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -41,7 +41,9 @@ def generation_of(entry: BootEntry) -> int | None:
     return _generation_from_name(stem) or _generation_from_version(entry.version)
 
 
-def entries_for_generation(entries: tuple[BootEntry, ...] | list[BootEntry], generation: int) -> list[BootEntry]:
+def entries_for_generation(
+    entries: tuple[BootEntry, ...] | list[BootEntry], generation: int
+) -> list[BootEntry]:
     return [e for e in entries if generation_of(e) == generation]
 
 

@@ -65,14 +65,18 @@ def _explicit(kind: Partition, path: str) -> PartitionRoot:
 def _bootctl_esp() -> str | None:
     from bootguard.seams import proc
 
-    if not any(os.path.exists(os.path.join(d, "bootctl")) for d in ("/usr/bin", "/bin", "/run/current-system/sw/bin")):
+    if not any(
+        os.path.exists(os.path.join(d, "bootctl")) for d in ("/usr/bin", "/bin", "/run/current-system/sw/bin")
+    ):
         return None
     done = proc.run(["bootctl", "--print-esp-path"], check=False, timeout=10)
     path = done.stdout.strip()
     return path if done.ok and path else None
 
 
-def discover(esp: str | None = None, xbootldr: str | None = None) -> tuple[PartitionRoot, PartitionRoot | None]:
+def discover(
+    esp: str | None = None, xbootldr: str | None = None
+) -> tuple[PartitionRoot, PartitionRoot | None]:
     """The ESP (required) and XBOOTLDR (optional), explicit paths first, then the usual mount points."""
     xroot = _explicit(Partition.XBOOTLDR, xbootldr) if xbootldr else None
     if esp:

@@ -32,7 +32,9 @@ def arm(view: BootView, entry: BootEntry, tries: int) -> str:
     twins = [
         e
         for e in view.entries
-        if e is not entry and e.partition is entry.partition and _stripped(e.filename) == _stripped(entry.filename)
+        if e is not entry
+        and e.partition is entry.partition
+        and _stripped(e.filename) == _stripped(entry.filename)
     ]
     if twins:
         raise RefusedError(

@@ -70,7 +70,7 @@ def _names(counted: str) -> dict[Verb, str]:
 
 
 def mark_path(parts: list[PartitionRoot], count_path: str, verb: Verb) -> MarkResult:
-    """Mark the entry at `count_path` (LoaderBootCountPath form, `\\` or `/`) on the first partition holding it."""
+    """Mark the entry at `count_path` (LoaderBootCountPath, `\\` or `/`) on the first partition holding it."""
     rel = count_path.replace("\\", "/").lstrip("/")
     directory, _, counted = rel.rpartition("/")
     names = _names(counted)

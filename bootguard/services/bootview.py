@@ -38,7 +38,9 @@ def _stripped(name: str) -> str:
     return lowered
 
 
-def find_entry(entries: list[BootEntry] | tuple[BootEntry, ...], key: str, scheme: IdScheme) -> BootEntry | None:
+def find_entry(
+    entries: list[BootEntry] | tuple[BootEntry, ...], key: str, scheme: IdScheme
+) -> BootEntry | None:
     """An entry by file name, by id in the loader's scheme, or by its counter-free name."""
     for e in entries:  # an exact file name wins over an id, which may match a counted twin
         if key in (e.filename, e.path):
@@ -58,6 +60,22 @@ def require_entry(view: BootView, key: str) -> BootEntry:
     return entry
 
 
+class HostPaths(Frozen):
+    """Where a host keeps what bootguard reads and changes (the CLI's global options)."""
+
+    __slots__ = ("efivars", "esp", "state_dir", "xbootldr")
+    esp: str | None
+    xbootldr: str | None
+    efivars: str
+    state_dir: str
+
+    def __init__(self, *, esp: str | None, xbootldr: str | None, efivars: str, state_dir: str) -> None:
+        self._init(esp=esp, xbootldr=xbootldr, efivars=efivars, state_dir=state_dir)
+
+    def view(self) -> BootView:
+        return BootView.gather(self.esp, self.xbootldr, self.efivars)
+
+
 class BootView(Frozen):
     """A consistent snapshot of everything the loader decides on."""
 
@@ -67,8 +85,8 @@ class BootView(Frozen):
         "efi_available",
         "entries",
         "esp",
-        "selection",
         "scheme",
+        "selection",
         "vars",
         "version",
         "xbootldr",

@@ -17,8 +17,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-ENTRY = "title NixOS (Generation {n})\nversion Generation {n}\nlinux /EFI/nixos/kernel-{n}.efi\n" \
-        "initrd /EFI/nixos/initrd-{n}.efi\noptions init=/nix/var/nix/profiles/system-{n}-link/init panic=10\n"
+ENTRY = (
+    "title NixOS (Generation {n})\nversion Generation {n}\nlinux /EFI/nixos/kernel-{n}.efi\n"
+    "initrd /EFI/nixos/initrd-{n}.efi\noptions init=/nix/var/nix/profiles/system-{n}-link/init panic=10\n"
+)
 
 
 class Demo:
@@ -34,8 +36,14 @@ class Demo:
         """The emulated i6300esb's sysfs: bootstatus 32 (CARDRESET) after a watchdog reset."""
         wd = os.path.join(self.sysfs, "watchdog0")
         os.makedirs(wd, exist_ok=True)
-        for name, text in (("identity", "i6300ESB timer"), ("bootstatus", str(value)), ("timeout", "30"),
-                           ("state", "inactive"), ("nowayout", "0"), ("status", "0x0")):
+        for name, text in (
+            ("identity", "i6300ESB timer"),
+            ("bootstatus", str(value)),
+            ("timeout", "30"),
+            ("state", "inactive"),
+            ("nowayout", "0"),
+            ("status", "0x0"),
+        ):
             with open(os.path.join(wd, name), "w", encoding="ascii") as f:
                 f.write(text + "\n")
 
@@ -59,9 +67,13 @@ class Demo:
         chosen = sim.selection.entry.filename if sim.selection.entry else "nothing"
         self.say(f"== boot: systemd-boot picks {chosen} — {sim.selection.detail}")
         if sim.renamed_from:
-            self.say(f"   counter: {os.path.basename(sim.renamed_from)} → {os.path.basename(sim.renamed_to or '')}")
+            self.say(
+                f"   counter: {os.path.basename(sim.renamed_from)} → {os.path.basename(sim.renamed_to or '')}"
+            )
         if fate == "panic":
-            self.say("   the kernel panics before the initrd: bootguard never runs, the loader already counted it")
+            self.say(
+                "   the kernel panics before the initrd: bootguard never runs, the loader already counted it"
+            )
             return
         self.cli("initrd", "--boot-id", str(uuid.uuid4()), "--watchdog-sysfs", self.sysfs)
         self._bootstatus(0)

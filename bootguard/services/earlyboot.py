@@ -28,7 +28,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from bootguard.model.entry import BootEntry
     from bootguard.model.state import State
     from bootguard.services.bootview import BootView
 
@@ -62,10 +61,24 @@ class Observation(Frozen):
     boot_id: str | None
     problems: tuple[str, ...]
 
-    def __init__(self, view: BootView | None, state: State, *, watchdog_reset: bool = False,
-                 panic_log: str | None = None, boot_id: str | None = None, problems: tuple[str, ...] = ()) -> None:
-        self._init(view=view, state=state, watchdog_reset=watchdog_reset, panic_log=panic_log,
-                   boot_id=boot_id, problems=problems)
+    def __init__(
+        self,
+        view: BootView | None,
+        state: State,
+        *,
+        watchdog_reset: bool = False,
+        panic_log: str | None = None,
+        boot_id: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        self._init(
+            view=view,
+            state=state,
+            watchdog_reset=watchdog_reset,
+            panic_log=panic_log,
+            boot_id=boot_id,
+            problems=problems,
+        )
 
 
 class Decision(Frozen):
@@ -75,9 +88,16 @@ class Decision(Frozen):
     failures: tuple[tuple[str, Cause], ...]  # (entry, cause) per failed earlier boot
     last_boot: dict[str, Any]
 
-    def __init__(self, events: list[Event], actions: list[Action], failures: list[tuple[str, Cause]],
-                 last_boot: dict[str, Any]) -> None:
-        self._init(events=tuple(events), actions=tuple(actions), failures=tuple(failures), last_boot=last_boot)
+    def __init__(
+        self,
+        events: list[Event],
+        actions: list[Action],
+        failures: list[tuple[str, Cause]],
+        last_boot: dict[str, Any],
+    ) -> None:
+        self._init(
+            events=tuple(events), actions=tuple(actions), failures=tuple(failures), last_boot=last_boot
+        )
 
 
 def _failure_cause(obs: Observation) -> Cause:
@@ -103,22 +123,43 @@ def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
     prev = obs.state.extra.get(LAST_BOOT)
     if not isinstance(prev, dict) or prev.get("verdict") is not None or prev.get("boot_id") == obs.boot_id:
         if obs.watchdog_reset:
-            return [Event.new(EventKind.WATCHDOG_RESET, "the watchdog reset the machine during the previous boot",
-                              cause=Cause.WATCHDOG.value, boot_id=obs.boot_id)], []
+            return [
+                Event.new(
+                    EventKind.WATCHDOG_RESET,
+                    "the watchdog reset the machine during the previous boot",
+                    cause=Cause.WATCHDOG.value,
+                    boot_id=obs.boot_id,
+                )
+            ], []
         return [], []
     entry = str(prev.get("entry") or "?")
     cause = _failure_cause(obs)
     kind = EventKind.COUNTED_FAILURE if prev.get("counted") else EventKind.INITRD_FAILURE
-    events = [Event.new(kind, f"previous boot of {entry} failed: {_explain(cause, obs)}", entry=entry,
-                        cause=cause.value, boot_id=obs.boot_id, data={"previous_boot_id": prev.get("boot_id")})]
+    events = [
+        Event.new(
+            kind,
+            f"previous boot of {entry} failed: {_explain(cause, obs)}",
+            entry=entry,
+            cause=cause.value,
+            boot_id=obs.boot_id,
+            data={"previous_boot_id": prev.get("boot_id")},
+        )
+    ]
     if cause is Cause.WATCHDOG:
-        events.append(Event.new(EventKind.WATCHDOG_RESET, f"watchdog reset during the boot of {entry}",
-                                entry=entry, cause=cause.value, boot_id=obs.boot_id))
+        events.append(
+            Event.new(
+                EventKind.WATCHDOG_RESET,
+                f"watchdog reset during the boot of {entry}",
+                entry=entry,
+                cause=cause.value,
+                boot_id=obs.boot_id,
+            )
+        )
     return events, [(entry, cause)]
 
 
 def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], list[tuple[str, Cause]]]:
-    """Boots of the trial copy the loader counted but bootguard never saw: they died before the initrd step."""
+    """Trial boots the loader counted but bootguard never saw: they died before the initrd step."""
     trial, tc = obs.state.trial, fallback.trial_copy(view)
     if trial is None or tc is None or tc.tries_done is None:
         return [], []
@@ -128,8 +169,15 @@ def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], 
     cause = Cause.PANIC if obs.panic_log else Cause.BEFORE_BOOTGUARD
     events, failures = [], []
     for _ in range(max(0, now - seen)):
-        events.append(Event.new(EventKind.COUNTED_FAILURE, f"a boot of trial {trial.filename} failed: "
-                                f"{_explain(cause, obs)}", entry=tc.filename, cause=cause.value, boot_id=obs.boot_id))
+        events.append(
+            Event.new(
+                EventKind.COUNTED_FAILURE,
+                f"a boot of trial {trial.filename} failed: {_explain(cause, obs)}",
+                entry=tc.filename,
+                cause=cause.value,
+                boot_id=obs.boot_id,
+            )
+        )
         failures.append((tc.filename, cause))
     return events, failures
 
@@ -139,36 +187,70 @@ def _this_boot(obs: Observation, view: BootView) -> Event:
     name = b.filename if b else (view.vars.entry_selected or "unknown entry")
     if view.counted and b is not None:
         msg = f"booting {name}: counted attempt {b.tries_done}, {b.tries_left} tries left after this one"
-        return Event.new(EventKind.BOOT_ATTEMPTED, msg, entry=name, boot_id=obs.boot_id,
-                         data={"counted": True, "tries_left": b.tries_left, "tries_done": b.tries_done})
+        return Event.new(
+            EventKind.BOOT_ATTEMPTED,
+            msg,
+            entry=name,
+            boot_id=obs.boot_id,
+            data={"counted": True, "tries_left": b.tries_left, "tries_done": b.tries_done},
+        )
     if b is not None and b.counter is not None and not view.esp.writable():
-        return Event.new(EventKind.NOT_COUNTED, f"booting {name}, NOT counted: the ESP is read-only so the loader "
-                         "could not rename the entry", entry=name, boot_id=obs.boot_id)
-    return Event.new(EventKind.BOOT_ATTEMPTED, f"booting {name} (not counted)", entry=name, boot_id=obs.boot_id,
-                     data={"counted": False})
+        return Event.new(
+            EventKind.NOT_COUNTED,
+            f"booting {name}, NOT counted: the ESP is read-only so the loader could not rename the entry",
+            entry=name,
+            boot_id=obs.boot_id,
+        )
+    return Event.new(
+        EventKind.BOOT_ATTEMPTED,
+        f"booting {name} (not counted)",
+        entry=name,
+        boot_id=obs.boot_id,
+        data={"counted": False},
+    )
 
 
 def _policy(obs: Observation, view: BootView) -> tuple[list[Event], list[Action]]:
     state, tc, b = obs.state, fallback.trial_copy(view), view.booted
     events: list[Event] = []
     actions: list[Action] = []
-    on_golden = b is not None and (fallback.is_golden_copy(b) or (state.golden is not None
-                                                                   and b.filename == state.golden.filename))
+    on_golden = b is not None and (
+        fallback.is_golden_copy(b) or (state.golden is not None and b.filename == state.golden.filename)
+    )
     if state.trial is not None and tc is None:
         actions.append(Action.FORGET_TRIAL)
-        events.append(Event.new(EventKind.POLICY_CORRECTED, f"the trial copy of {state.trial.filename} is gone "
-                                "from the ESP; the trial is forgotten", entry=state.trial.filename))
+        events.append(
+            Event.new(
+                EventKind.POLICY_CORRECTED,
+                f"the trial copy of {state.trial.filename} is gone from the ESP; the trial is forgotten",
+                entry=state.trial.filename,
+            )
+        )
     elif state.trial is not None and tc is not None and tc.status is EntryStatus.BAD and on_golden:
         actions.append(Action.ABANDON_TRIAL)
-    elif state.trial is not None and tc is not None and tc.status is not EntryStatus.BAD \
-            and view.vars.entry_default != fallback.DEFAULT_GLOB:
+    elif (
+        state.trial is not None
+        and tc is not None
+        and tc.status is not EntryStatus.BAD
+        and view.vars.entry_default != fallback.DEFAULT_GLOB
+    ):
         actions.append(Action.RESTORE_GLOB)
-        events.append(Event.new(EventKind.POLICY_CORRECTED, f"LoaderEntryDefault was {view.vars.entry_default!r}; "
-                                f"set back to {fallback.DEFAULT_GLOB!r} so the trial and golden stay in charge"))
+        events.append(
+            Event.new(
+                EventKind.POLICY_CORRECTED,
+                f"LoaderEntryDefault was {view.vars.entry_default!r}; "
+                f"set back to {fallback.DEFAULT_GLOB!r} so the trial and golden stay in charge",
+            )
+        )
     if state.golden is not None and fallback.golden_copy(view) is None:
         actions.append(Action.REWRITE_GOLDEN_COPY)
-        events.append(Event.new(EventKind.POLICY_CORRECTED, "bootguard's golden entry was missing; rewritten",
-                                entry=state.golden.filename))
+        events.append(
+            Event.new(
+                EventKind.POLICY_CORRECTED,
+                "bootguard's golden entry was missing; rewritten",
+                entry=state.golden.filename,
+            )
+        )
     return events, actions
 
 
@@ -186,8 +268,11 @@ def decide(obs: Observation) -> Decision:
         policy_events, actions = _policy(obs, view)
         events += policy_events
         tc = fallback.trial_copy(view)
-        last.update(entry=view.booted.filename if view.booted else view.vars.entry_selected,
-                    counted=view.counted, trial_done=tc.tries_done if tc and tc.tries_done else 0)
+        last.update(
+            entry=view.booted.filename if view.booted else view.vars.entry_selected,
+            counted=view.counted,
+            trial_done=tc.tries_done if tc and tc.tries_done else 0,
+        )
     for p in obs.problems:
         events.append(Event.new(EventKind.NOT_COUNTED, p, boot_id=obs.boot_id))
     return Decision(events, actions, failures, last)

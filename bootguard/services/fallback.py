@@ -74,9 +74,8 @@ def render_copy(data: bytes, stem: str, original: str) -> bytes:
         key = line.strip().split(None, 1)[0].lower() if line.strip() else b""
         if key in (b"sort-key", b"version"):
             continue
-        if key == b"title":
-            line = b"title bootguard " + role.encode() + b": " + line.strip()[5:].strip()
-        out.append(line)
+        title = b"title bootguard " + role.encode() + b": " + line.strip()[5:].strip()
+        out.append(title if key == b"title" else line)
     out += [f"sort-key {sort_key}".encode(), f"version {version}".encode()]
     return b"\n".join(out) + b"\n"
 
@@ -109,8 +108,10 @@ def install_golden_copy(view: BootView, entry: BootEntry) -> str:
     """(Re)write `bootguard-golden.conf` on the partition that holds golden's kernel."""
     part = view.partition_of(entry)
     part.require_writable("write bootguard's golden entry")
-    data = _uki_stub(entry, GOLDEN_STEM) if entry.type is EntryType.TYPE2 else render_copy(
-        _read(view, entry), GOLDEN_STEM, entry.filename
+    data = (
+        _uki_stub(entry, GOLDEN_STEM)
+        if entry.type is EntryType.TYPE2
+        else render_copy(_read(view, entry), GOLDEN_STEM, entry.filename)
     )
     for e in view.entries:  # a stale golden copy on the other partition would also match the glob
         if is_golden_copy(e) and e.partition is not entry.partition:
@@ -210,7 +211,11 @@ def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | Non
     restore_default(view, efi, trial)
     store.update(lambda s: s.evolve(trial=None))
     store.append_event(
-        Event.new(EventKind.TRIAL_FINISHED, f"trial of {trial.filename} passed and was blessed", entry=trial.filename)
+        Event.new(
+            EventKind.TRIAL_FINISHED,
+            f"trial of {trial.filename} passed and was blessed",
+            entry=trial.filename,
+        )
     )
     return trial
 
@@ -221,8 +226,9 @@ def abandon_trial(view: BootView, store: StateStore, cause: str) -> Trial | None
     if trial is None:
         return None
     removed = _remove_copies(view, TRIAL_STEM)
-    store.update(lambda s: s.with_trial(None).with_extra(
-        FAILED_KEY, sorted({*failed_trials(s), trial.filename})))
+    store.update(
+        lambda s: s.with_trial(None).with_extra(FAILED_KEY, sorted({*failed_trials(s), trial.filename}))
+    )
     store.append_event(
         Event.new(
             EventKind.ROLLED_BACK,

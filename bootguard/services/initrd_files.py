@@ -24,8 +24,22 @@ def _probe_modules(python: str) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="bootguard-probe-") as tmp:
         for d in ("esp/loader/entries", "efivars", "state", "sysfs", "pstore"):
             os.makedirs(os.path.join(tmp, d))
-        argv = [python, *PROBE_ARGS, "--esp", f"{tmp}/esp", "--efivars", f"{tmp}/efivars", "--state-dir",
-                f"{tmp}/state", "initrd", "--dry-run", "--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
+        argv = [
+            python,
+            *PROBE_ARGS,
+            "--esp",
+            f"{tmp}/esp",
+            "--efivars",
+            f"{tmp}/efivars",
+            "--state-dir",
+            f"{tmp}/state",
+            "initrd",
+            "--dry-run",
+            "--watchdog-sysfs",
+            f"{tmp}/sysfs",
+            "--pstore",
+            f"{tmp}/pstore",
+        ]
         env = {"PYTHONPATH": _package_root(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         done = proc.run(argv, env=env, check=False, timeout=60)
     if not done.ok:

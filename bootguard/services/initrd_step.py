@@ -31,8 +31,20 @@ SPOOL_FILE = "decision.json"
 
 
 class Options(Frozen):
-    __slots__ = ("boot_id", "dry_run", "efivars", "esp", "mount_esp", "pstore", "spool_dir", "state_dir", "watchdog_device",
-                 "watchdog_sysfs", "watchdog_timeout", "xbootldr")
+    __slots__ = (
+        "boot_id",
+        "dry_run",
+        "efivars",
+        "esp",
+        "mount_esp",
+        "pstore",
+        "spool_dir",
+        "state_dir",
+        "watchdog_device",
+        "watchdog_sysfs",
+        "watchdog_timeout",
+        "xbootldr",
+    )
     esp: str | None
     xbootldr: str | None
     efivars: str
@@ -76,8 +88,14 @@ def observe(opts: Options, store: StateStore) -> Observation:
     except BootguardError as exc:
         state, warnings = State.initial(), [exc.message]
     reset, wd_problems = _watchdog_reset_seen(opts.watchdog_sysfs)
-    return Observation(view, state, watchdog_reset=reset, panic_log=earlyboot.find_panic_log(opts.pstore),
-                       boot_id=opts.boot_id or read_boot_id(), problems=(*problems, *warnings, *wd_problems))
+    return Observation(
+        view,
+        state,
+        watchdog_reset=reset,
+        panic_log=earlyboot.find_panic_log(opts.pstore),
+        boot_id=opts.boot_id or read_boot_id(),
+        problems=(*problems, *warnings, *wd_problems),
+    )
 
 
 def _spool(opts: Options, decision: Decision) -> str:
@@ -109,7 +127,9 @@ def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
         return 0
     events = [Event.from_json(json.dumps(e)) for e in payload.get("events", [])]
     failures = [(str(e), earlyboot.Cause(c)) for e, c in payload.get("failures", [])]
-    decision = Decision(events, [Action(a) for a in payload.get("actions", [])], failures, payload["last_boot"])
+    decision = Decision(
+        events, [Action(a) for a in payload.get("actions", [])], failures, payload["last_boot"]
+    )
     _record(store, decision)
     os.unlink(path)
     return len(events)
@@ -137,11 +157,15 @@ def _act(view: BootView, store: StateStore, opts: Options, decision: Decision) -
                 golden = store.load().state.golden
                 entry = next((e for e in view.entries if golden and e.filename == golden.filename), None)
                 if entry is None:
-                    raise BootguardError(f"golden entry {golden.filename if golden else '?'} is gone from the ESP")
+                    raise BootguardError(
+                        f"golden entry {golden.filename if golden else '?'} is gone from the ESP"
+                    )
                 fallback.install_golden_copy(view, entry)
             done.append(action.value)
         except BootguardError as exc:
-            store.append_event(Event.new(EventKind.POLICY_CORRECTED, f"could not {action.value}: {exc.message}"))
+            store.append_event(
+                Event.new(EventKind.POLICY_CORRECTED, f"could not {action.value}: {exc.message}")
+            )
     return done
 
 
@@ -179,7 +203,9 @@ def mount_esp(efivars: str, target: str = ESP_MOUNT) -> str | None:
         return None
     device = f"/dev/disk/by-partuuid/{uuid.lower()}"
     os.makedirs(target, exist_ok=True)
-    done = proc.run(["mount", "-t", "vfat", "-o", "rw,nosuid,nodev,noexec", device, target], check=False, timeout=30)
+    done = proc.run(
+        ["mount", "-t", "vfat", "-o", "rw,nosuid,nodev,noexec", device, target], check=False, timeout=30
+    )
     return target if done.ok else None
 
 

@@ -18,10 +18,13 @@ from bootguard.services import fallback, golden
 from bootguard.services.bless import Outcome as MarkOutcome
 from bootguard.services.bless import Verb
 from bootguard.services.bless import mark as bless_mark
-from bootguard.services.bootview import BootView, require_entry
+from bootguard.services.bootview import BootView, HostPaths, require_entry
 
-_MARK_EVENTS = {Verb.GOOD: EventKind.BLESSED, Verb.BAD: EventKind.MARKED_BAD,
-                Verb.INDETERMINATE: EventKind.MARKED_INDETERMINATE}
+_MARK_EVENTS = {
+    Verb.GOOD: EventKind.BLESSED,
+    Verb.BAD: EventKind.MARKED_BAD,
+    Verb.INDETERMINATE: EventKind.MARKED_INDETERMINATE,
+}
 
 
 def _require_efi(view: BootView, efivars: str, what: str) -> None:
@@ -32,9 +35,8 @@ def _require_efi(view: BootView, efivars: str, what: str) -> None:
         )
 
 
-def mark(
-    esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, verb: Verb, *, finish_trial: bool = True
-) -> dict[str, object]:
+def mark(paths: HostPaths, verb: Verb, *, finish_trial: bool = True) -> dict[str, object]:
+    esp, xbootldr, efivars, state_dir = paths.esp, paths.xbootldr, paths.efivars, paths.state_dir
     view = BootView.gather(esp, xbootldr, efivars)
     _require_efi(view, efivars, f"mark this boot {verb.value}")
     result = bless_mark(view, verb)
@@ -42,8 +44,14 @@ def mark(
     store = StateStore(state_dir)
     booted = view.booted.filename if view.booted else None
     if result.outcome is not MarkOutcome.NOT_COUNTED:
-        store.append_event(Event.new(_MARK_EVENTS[verb], result.describe(), entry=booted,
-                                     data={"from": result.old_path, "to": result.new_path}))
+        store.append_event(
+            Event.new(
+                _MARK_EVENTS[verb],
+                result.describe(),
+                entry=booted,
+                data={"from": result.old_path, "to": result.new_path},
+            )
+        )
         if verb is not Verb.INDETERMINATE:
             outcome = Outcome.GOOD if verb is Verb.GOOD else Outcome.FAILED
             store.update(lambda s: s.with_attempt(booted or "?", outcome, None, time.time()))
@@ -56,44 +64,61 @@ def mark(
     if verb is Verb.GOOD and finish_trial and view.booted is not None and fallback.is_trial_copy(view.booted):
         trial = fallback.finish_trial(BootView.gather(esp, xbootldr, efivars), store, EfiVars(efivars))
         if trial is not None:
-            messages.append(f"trial of {trial.filename} finished: bootguard's trial copy removed, "
-                            "normal default restored")
-    return {"verb": verb.value, "outcome": result.outcome.value, "from": result.old_path,
-            "to": result.new_path, "messages": messages}
+            messages.append(
+                f"trial of {trial.filename} finished: bootguard's trial copy removed, normal default restored"
+            )
+    return {
+        "verb": verb.value,
+        "outcome": result.outcome.value,
+        "from": result.old_path,
+        "to": result.new_path,
+        "messages": messages,
+    }
 
 
-def arm(esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, key: str, tries: int) -> dict[str, object]:
-    view = BootView.gather(esp, xbootldr, efivars)
+def arm(paths: HostPaths, key: str, tries: int) -> dict[str, object]:
+    view = paths.view()
     entry = require_entry(view, key)
     new = arm_service.arm(view, entry, tries)
-    StateStore(state_dir).append_event(
-        Event.new(EventKind.ARMED, f"{entry.path} armed with {tries} tries as {new}", entry=entry.filename,
-                  data={"tries": tries, "path": new})
+    StateStore(paths.state_dir).append_event(
+        Event.new(
+            EventKind.ARMED,
+            f"{entry.path} armed with {tries} tries as {new}",
+            entry=entry.filename,
+            data={"tries": tries, "path": new},
+        )
     )
     return {"entry": entry.path, "path": new, "tries": tries, "messages": [f"armed: {entry.path} → {new}"]}
 
 
 def pin_golden(
-    esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, key: str | None,
-    generation: int | None, nix_root: str,
+    paths: HostPaths, key: str | None, *, generation: int | None, nix_root: str
 ) -> dict[str, object]:
-    view = BootView.gather(esp, xbootldr, efivars)
+    view = paths.view()
     entry = golden.choose(view, key, generation)
-    pinned = golden.pin(view, StateStore(state_dir), entry, nix_root=nix_root)
-    msg = f"golden pinned: {pinned.filename}" + (f" (generation {pinned.generation})" if pinned.generation else "")
-    return {"golden": pinned.filename, "entry_id": pinned.entry_id, "generation": pinned.generation,
-            "messages": [msg, f"fallback entry written: {fallback.GOLDEN_STEM}.conf"]}
+    pinned = golden.pin(view, StateStore(paths.state_dir), entry, nix_root=nix_root)
+    msg = f"golden pinned: {pinned.filename}" + (
+        f" (generation {pinned.generation})" if pinned.generation else ""
+    )
+    return {
+        "golden": pinned.filename,
+        "entry_id": pinned.entry_id,
+        "generation": pinned.generation,
+        "messages": [msg, f"fallback entry written: {fallback.GOLDEN_STEM}.conf"],
+    }
 
 
-def trial(esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, key: str, tries: int) -> dict[str, object]:
-    view = BootView.gather(esp, xbootldr, efivars)
-    _require_efi(view, efivars, "stage a trial")
+def trial(paths: HostPaths, key: str, tries: int) -> dict[str, object]:
+    view = paths.view()
+    _require_efi(view, paths.efivars, "stage a trial")
     entry = require_entry(view, key)
-    started = fallback.start_trial(view, StateStore(state_dir), EfiVars(efivars), entry, tries)
+    started = fallback.start_trial(view, StateStore(paths.state_dir), EfiVars(paths.efivars), entry, tries)
     messages = [
         f"trial staged: {entry.filename} boots next with {tries} tries ({started.copy_filename})",
         f"after {tries} failed boots the loader falls back to golden ({fallback.GOLDEN_STEM}.conf)",
     ]
     if not view.version.known:
-        messages.append(f"warning: unknown loader version {view.vars.info!r}; using the default-glob mechanism")
+        messages.append(
+            f"warning: unknown loader version {view.vars.info!r}; using the default-glob mechanism"
+        )
     return {"entry": entry.filename, "copy": started.copy_filename, "tries": tries, "messages": messages}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from bootguard.model.entry import Partition
 from bootguard.model.loader import LoaderVersion, simulate_boot
 from bootguard.seams import esp as esp_seam
 from bootguard.seams.efivars import EfiVars
@@ -22,7 +23,7 @@ _VOLATILE = ("LoaderBootCountPath", "LoaderEntrySelected", "LoaderEntries", "Loa
 
 class SimulatedLoader:
     def __init__(self, esp: str, efivars: str, info: str = "systemd-boot 252.39-1~deb12u2") -> None:
-        self.esp = esp_seam.PartitionRoot(esp_seam.Partition.ESP, esp)
+        self.esp = esp_seam.PartitionRoot(Partition.ESP, esp)
         self.efi = EfiVars(efivars)
         self.version = LoaderVersion.parse(info)
         os.makedirs(efivars, exist_ok=True)

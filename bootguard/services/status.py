@@ -47,9 +47,12 @@ def _boot_part(view: BootView) -> dict[str, object]:
 def _state_part(state: State) -> dict[str, object]:
     g, t = state.golden, state.trial
     return {
-        "golden": None if g is None else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
-        "trial": None if t is None else {"filename": t.filename, "copy": t.copy_filename, "tries": t.tries,
-                                         "generation": t.generation},
+        "golden": None
+        if g is None
+        else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
+        "trial": None
+        if t is None
+        else {"filename": t.filename, "copy": t.copy_filename, "tries": t.tries, "generation": t.generation},
         "halted": state.halted,
     }
 
@@ -70,16 +73,22 @@ def advice(report: dict[str, object]) -> list[str]:
     """What a person should do, derived from the report."""
     out: list[str] = []
     if report.get("halted"):
-        out.append(f"bootguard stopped rearranging the boot: {report['halted']}. The host stays on the entry "
-                   "it booted; fix it, then `bootguard pin-golden` a working entry to resume.")
+        out.append(
+            f"bootguard stopped rearranging the boot: {report['halted']}. The host stays on the entry "
+            "it booted; fix it, then `bootguard pin-golden` a working entry to resume."
+        )
     if report.get("counted") is False and report.get("efi") and report.get("esp_writable") is False:
-        out.append("this boot is not counted: the ESP is read-only, so systemd-boot could not rename the entry")
+        out.append(
+            "this boot is not counted: the ESP is read-only, so systemd-boot could not rename the entry"
+        )
     if report.get("golden") is None:
         out.append("no golden generation is pinned: run `bootguard pin-golden` on a known-good boot")
     return out
 
 
-def report(esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, events: int = 5) -> dict[str, object]:
+def report(
+    esp: str | None, xbootldr: str | None, efivars: str, state_dir: str, events: int = 5
+) -> dict[str, object]:
     out: dict[str, object] = {"problems": []}
     problems: list[str] = out["problems"]  # type: ignore[assignment]
     try:

@@ -65,8 +65,11 @@ def passed(view: BootView, store: StateStore, efivars: str, *, promote_after: in
     record_verdict(store, "good")
     store.append_event(Event.new(EventKind.BLESSED, f"boot of {booted} validated good", entry=booted))
     if view.booted is not None and fallback.is_trial_copy(view.booted):
-        trial = fallback.finish_trial(BootView.gather(view.esp.root, view.xbootldr.root if view.xbootldr else None,
-                                                      efivars), store, EfiVars(efivars))
+        trial = fallback.finish_trial(
+            BootView.gather(view.esp.root, view.xbootldr.root if view.xbootldr else None, efivars),
+            store,
+            EfiVars(efivars),
+        )
         if trial is not None:
             messages.append(f"trial of {trial.filename} passed; normal boot configuration restored")
             messages += _maybe_promote(view, store, trial.filename, promote_after)
@@ -83,8 +86,11 @@ def _maybe_promote(view: BootView, store: StateStore, filename: str, promote_aft
     if entry is None:
         return []
     golden.pin(view, store, entry)
-    store.append_event(Event.new(EventKind.PROMOTED, f"{filename} promoted to golden after {good} good boots",
-                                 entry=filename))
+    store.append_event(
+        Event.new(
+            EventKind.PROMOTED, f"{filename} promoted to golden after {good} good boots", entry=filename
+        )
+    )
     return [f"{filename} promoted to golden after {good} good boots"]
 
 
@@ -95,12 +101,24 @@ def failed(view: BootView, store: StateStore, reason: str) -> Verdict:
     if _on_golden(view, store):
         why = f"golden ({booted}) failed validation too: {reason}"
         store.update(lambda s: s.with_halted(why))
-        store.append_event(Event.new(EventKind.HALTED, why + "; bootguard stops rearranging and will not reboot",
-                                     entry=booted, cause="validation-failed"))
+        store.append_event(
+            Event.new(
+                EventKind.HALTED,
+                why + "; bootguard stops rearranging and will not reboot",
+                entry=booted,
+                cause="validation-failed",
+            )
+        )
         return Verdict(Next.HALT, [why, "halted: no reboot; see `bootguard status`"])
     messages = [f"validation of {booted} failed: {reason}"]
     if view.counted:
         messages.append(mark(view, Verb.BAD).describe())
-    store.append_event(Event.new(EventKind.MARKED_BAD, f"{booted} failed validation: {reason}", entry=booted,
-                                 cause="validation-failed"))
+    store.append_event(
+        Event.new(
+            EventKind.MARKED_BAD,
+            f"{booted} failed validation: {reason}",
+            entry=booted,
+            cause="validation-failed",
+        )
+    )
     return Verdict(Next.REBOOT, messages)

@@ -51,7 +51,7 @@ def test_binary_junk_and_huge_entries_are_listed_with_problems(host: HostTree) -
 
 def test_missing_esp_is_one_line_error(host: HostTree, tmp_path: Path) -> None:
     """A missing ESP directory gives one error line and exit code 3."""
-    code, out, err = host.cli("--esp", str(tmp_path / "nope"), "list")
+    code, _, err = host.cli("--esp", str(tmp_path / "nope"), "list")
     assert code == 3
     assert err.startswith("bootguard: error: ESP directory") and "Traceback" not in err
 
@@ -128,7 +128,7 @@ def test_pin_golden_by_generation_with_gc_root(host: HostTree, tmp_path: Path) -
     root = tmp_path / "nixroot"
     (root / "nix/var/nix/profiles").mkdir(parents=True)
     (root / "nix/var/nix/profiles/system-8-link").symlink_to("/nix/store/x-system")
-    code, out, err = host.cli("pin-golden", "--generation", "8", "--nix-root", str(root))
+    code, _, err = host.cli("pin-golden", "--generation", "8", "--nix-root", str(root))
     assert code == 0, err
     assert os.readlink(root / "nix/var/nix/gcroots/bootguard-golden") == "/nix/var/nix/profiles/system-8-link"
     status = host.cli_json("status")
@@ -159,13 +159,20 @@ def test_read_only_esp_is_reported(host: HostTree) -> None:
 def test_errors_have_no_traceback_without_debug(host: HostTree) -> None:
     """A real subprocess run prints one error line and the documented exit code."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run([sys.executable, "-m", "bootguard", "--esp", "/nonexistent", "list"],
-                          capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bootguard", "--esp", "/nonexistent", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert done.returncode == 3
     assert done.stderr.strip().splitlines() == ["bootguard: error: ESP directory /nonexistent does not exist"]
 
 
-@pytest.mark.parametrize("args", [["trial", "x.conf", "--tries", "0"], ["pin-golden", "a", "--generation", "1"]])
+@pytest.mark.parametrize(
+    "args", [["trial", "x.conf", "--tries", "0"], ["pin-golden", "a", "--generation", "1"]]
+)
 def test_usage_errors_exit_2(host: HostTree, args: list[str]) -> None:
     """Contradictory or out-of-range options are usage errors (exit 2)."""
     host.add_entry("a.conf")

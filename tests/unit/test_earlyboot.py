@@ -40,8 +40,14 @@ def _events(host: HostTree) -> list[dict[str, object]]:
 def _sysfs_watchdog(root: Path, bootstatus: int) -> Path:
     wd = root / "sysfs" / "watchdog0"
     wd.mkdir(parents=True)
-    for name, value in {"identity": "i6300ESB timer", "bootstatus": str(bootstatus), "state": "inactive",
-                        "timeout": "30", "nowayout": "0", "status": "0x0"}.items():
+    for name, value in {
+        "identity": "i6300ESB timer",
+        "bootstatus": str(bootstatus),
+        "state": "inactive",
+        "timeout": "30",
+        "nowayout": "0",
+        "status": "0x0",
+    }.items():
         (wd / name).write_text(value + "\n")
     return root / "sysfs"
 

@@ -34,13 +34,15 @@ def test_failed_trial_falls_back_to_golden_and_is_recorded(host: HostTree, info:
     """Two failed boots of a trial end on golden on every loader version, and the log says why."""
     loader = _host_on_gen2(host, info)
     host.add_entry("nixos-generation-3.conf", version="Generation 3")
-    code, out, err = host.cli("trial", "nixos-generation-3.conf")
+    code, _, err = host.cli("trial", "nixos-generation-3.conf")
     assert code == 0, err
     assert host.get_var("LoaderEntryDefault") == "bootguard-*"
 
     first = loader.boot()
     assert first.selection.entry is not None and first.selection.entry.filename == "bootguard-trial+2.conf"
-    code, _, err = host.cli("initrd", "--boot-id", str(uuid.uuid4()))  # attempt 1 reaches the initrd, then the machine is reset
+    code, _, err = host.cli(
+        "initrd", "--boot-id", str(uuid.uuid4())
+    )  # attempt 1 reaches the initrd, then the machine is reset
     assert code == 0, err
     second = loader.boot()  # attempt 2 panics in the kernel: bootguard never runs
     assert second.renamed_to is not None and second.renamed_to.endswith("bootguard-trial+0-2.conf")

@@ -14,6 +14,7 @@ def report(ctx: Context, result: dict[str, object], code: int = 0) -> int:
     if ctx.json:
         emit_json(result)
     else:
-        for line in result.get("messages", []):  # type: ignore[attr-defined]
+        messages = result.get("messages", [])
+        for line in messages if isinstance(messages, list) else []:
             say(str(line))
     return code

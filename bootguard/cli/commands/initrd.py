@@ -14,13 +14,25 @@ HELP = "early-boot step: record what happened to the last boot, mend the loader 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the decisions without writing anything")
-    parser.add_argument("--spool-dir", default="/run/bootguard/spool",
-                        help="where to record when the state directory is read-only (default: %(default)s)")
-    parser.add_argument("--mount-esp", action="store_true",
-                        help="mount the ESP named by LoaderDevicePartUUID when --esp is not given (initrd)")
-    parser.add_argument("--watchdog-device", metavar="PATH", help="watchdog device (default: the first found)")
-    parser.add_argument("--watchdog-timeout", type=int, metavar="S",
-                        help="arm the hardware watchdog with this timeout and hand it on (default: do not arm)")
+    parser.add_argument(
+        "--spool-dir",
+        default="/run/bootguard/spool",
+        help="where to record when the state directory is read-only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mount-esp",
+        action="store_true",
+        help="mount the ESP named by LoaderDevicePartUUID when --esp is not given (initrd)",
+    )
+    parser.add_argument(
+        "--watchdog-device", metavar="PATH", help="watchdog device (default: the first found)"
+    )
+    parser.add_argument(
+        "--watchdog-timeout",
+        type=int,
+        metavar="S",
+        help="arm the hardware watchdog with this timeout and hand it on (default: do not arm)",
+    )
     parser.add_argument("--watchdog-sysfs", default="/sys/class/watchdog", help=argparse.SUPPRESS)
     parser.add_argument("--pstore", default="/sys/fs/pstore", help=argparse.SUPPRESS)
     parser.add_argument("--boot-id", help=argparse.SUPPRESS)  # simulated boots share the kernel's boot id
@@ -31,10 +43,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.services.initrd_step import Options
     from bootguard.services.initrd_step import run as run_step
 
-    opts = Options(esp=ctx.esp, xbootldr=ctx.xbootldr, efivars=ctx.efivars, state_dir=ctx.state_dir,
-                   spool_dir=args.spool_dir, watchdog_device=args.watchdog_device,
-                   watchdog_timeout=args.watchdog_timeout, watchdog_sysfs=args.watchdog_sysfs,
-                   pstore=args.pstore, dry_run=args.dry_run, mount_esp=args.mount_esp, boot_id=args.boot_id)
+    opts = Options(
+        esp=ctx.esp,
+        xbootldr=ctx.xbootldr,
+        efivars=ctx.efivars,
+        state_dir=ctx.state_dir,
+        spool_dir=args.spool_dir,
+        watchdog_device=args.watchdog_device,
+        watchdog_timeout=args.watchdog_timeout,
+        watchdog_sysfs=args.watchdog_sysfs,
+        pstore=args.pstore,
+        dry_run=args.dry_run,
+        mount_esp=args.mount_esp,
+        boot_id=args.boot_id,
+    )
     report = run_step(opts)
     if ctx.json:
         emit_json(report)

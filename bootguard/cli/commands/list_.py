@@ -13,8 +13,11 @@ HELP = "list boot entries in the order systemd-boot sorts them, with counters an
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--id-scheme", choices=["counter-kept", "stripped-keep-case", "stripped-lower"],
-                        help="override the entry id scheme read from LoaderInfo")
+    parser.add_argument(
+        "--id-scheme",
+        choices=["counter-kept", "stripped-keep-case", "stripped-lower"],
+        help="override the entry id scheme read from LoaderInfo",
+    )
 
 
 def scheme_override(args: argparse.Namespace) -> object:

@@ -14,19 +14,14 @@ HELP = "mark the booted (counted) entry good, bad or indeterminate"
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("verb", choices=["good", "bad", "indeterminate"])
-    parser.add_argument("--no-trial", action="store_true", help="do not finish a bootguard trial after `good`")
+    parser.add_argument(
+        "--no-trial", action="store_true", help="do not finish a bootguard trial after `good`"
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bootguard.cli.output import emit_json, say
+    from bootguard.cli.commands._common import report
     from bootguard.services import lifecycle
     from bootguard.services.bless import Verb
 
-    result = lifecycle.mark(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, Verb(args.verb),
-                            finish_trial=not args.no_trial)
-    if ctx.json:
-        emit_json(result)
-    else:
-        for line in result["messages"]:  # type: ignore[union-attr]
-            say(str(line))
-    return 0
+    return report(ctx, lifecycle.mark(ctx.paths(), Verb(args.verb), finish_trial=not args.no_trial))

@@ -25,5 +25,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.entry and args.generation is not None:
         raise UsageError("give an entry or --generation, not both")
-    return report(ctx, lifecycle.pin_golden(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, args.entry,
-                                            args.generation, args.nix_root))
+    result = lifecycle.pin_golden(ctx.paths(), args.entry, generation=args.generation, nix_root=args.nix_root)
+    return report(ctx, result)

@@ -13,7 +13,9 @@ HELP = "show what state the host is in: booted entry, attempt, golden, next boot
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--events", type=int, default=5, metavar="N", help="how many recent events (default 5)")
+    parser.add_argument(
+        "--events", type=int, default=5, metavar="N", help="how many recent events (default 5)"
+    )
 
 
 def _plain(r: dict[str, object]) -> list[str]:
@@ -24,7 +26,9 @@ def _plain(r: dict[str, object]) -> list[str]:
         f"booted:     {r.get('booted') or 'unknown'}",
     ]
     if r.get("counted"):
-        lines.append(f"counting:   this boot is counted (attempt {r.get('attempt')}, {r.get('tries_left')} tries left)")
+        lines.append(
+            f"counting:   this boot is counted (attempt {r.get('attempt')}, {r.get('tries_left')} tries left)"
+        )
     else:
         lines.append("counting:   this boot is not counted")
     g = r.get("golden")
@@ -38,7 +42,8 @@ def _plain(r: dict[str, object]) -> list[str]:
     if isinstance(lv, dict) and "result" in lv:
         lines.append(f"validation: {lv['result']}")
         for c in lv.get("checks", []):
-            lines.append(f"  {c.get('result', '?'):5} {c.get('name')} ({c.get('seconds', 0):.1f} s) {c.get('message', '')}")
+            took = f"({c.get('seconds', 0):.1f} s)"
+            lines.append(f"  {c.get('result', '?'):5} {c.get('name')} {took} {c.get('message', '')}")
     events = r.get("events") or []
     if events:
         lines.append("last events:")

@@ -24,4 +24,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if not 1 <= args.tries <= 100:
         raise UsageError(f"--tries must be between 1 and 100, not {args.tries}")
-    return report(ctx, lifecycle.trial(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, args.entry, args.tries))
+    return report(ctx, lifecycle.trial(ctx.paths(), args.entry, args.tries))
