@@ -40,7 +40,7 @@ class SimulatedLoader:
         sim = simulate_boot(entries, conf, self.efi.snapshot(), self.version, rename_fails=rename_fails)
         if sim.renamed_from and sim.renamed_to:
             os.rename(self.esp.join(sim.renamed_from), self.esp.join(sim.renamed_to))
-        if sim.selection.entry is not None and self.efi.read_str("LoaderEntryOneShot") is not None:
+        if self.efi.read_str("LoaderEntryOneShot") is not None:  # read, then deleted, whatever boots
             self.efi.delete("LoaderEntryOneShot")
         v = sim.vars
         self.efi.write_str("LoaderInfo", v.info or str(self.version), attrs=0x6)
