@@ -1,0 +1,419 @@
+"""The bootguard state record: golden generation, running trial, per-entry attempt counters.
+
+A small versioned JSON document (`"format": "bootguard-state"`, `"version": 1`). Parsing is
+strict: a wrong type, a foreign file or a future version is a `StateError` naming the file, never
+a silent reset, because these counters decide whether a host falls back to its golden
+generation. Keys this version does not know are kept in `extra` and written back unchanged, so
+a newer bootguard's additions survive a round trip through an older one. Pure, standard library
+only; `json` is imported where it is used.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from bootguard.errors import StateError
+from bootguard.model._frozen import Frozen
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
+FORMAT = "bootguard-state"
+VERSION = 1
+MAX_FAILED_COMMITS = 100
+
+
+class Outcome(enum.Enum):
+    """What one boot of an entry came to, as far as the attempt counters are concerned."""
+
+    ATTEMPTED = "attempted"
+    GOOD = "good"
+    FAILED = "failed"
+
+
+class Golden(Frozen):
+    """The pinned known-good entry the host falls back to."""
+
+    __slots__ = ("entry_id", "filename", "generation", "pinned_at")
+
+    entry_id: str
+    filename: str
+    generation: int | None
+    pinned_at: float
+
+    def __init__(self, entry_id: str, filename: str, generation: int | None, pinned_at: float) -> None:
+        self._init(entry_id=entry_id, filename=filename, generation=generation, pinned_at=float(pinned_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "filename": self.filename,
+            "generation": self.generation,
+            "pinned_at": self.pinned_at,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> Golden:
+        r = _Reader(obj, where)
+        return cls(r.string("entry_id"), r.string("filename"), r.opt_int("generation"), r.number("pinned_at"))
+
+
+class Trial(Frozen):
+    """An entry being tried with a boot counter; `filename` is its current name, counter included."""
+
+    __slots__ = (
+        "copy_filename",
+        "entry_id",
+        "filename",
+        "generation",
+        "saved_default",
+        "started_at",
+        "tries",
+    )
+
+    entry_id: str
+    filename: str
+    tries: int
+    started_at: float
+    generation: int | None
+    saved_default: str | None
+    copy_filename: str | None
+
+    def __init__(
+        self,
+        entry_id: str,
+        filename: str,
+        tries: int,
+        started_at: float,
+        *,
+        generation: int | None = None,
+        saved_default: str | None = None,
+        copy_filename: str | None = None,
+    ) -> None:
+        self._init(
+            entry_id=entry_id,
+            filename=filename,
+            tries=tries,
+            started_at=float(started_at),
+            generation=generation,
+            saved_default=saved_default,
+            copy_filename=copy_filename,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "filename": self.filename,
+            "tries": self.tries,
+            "started_at": self.started_at,
+            "generation": self.generation,
+            "saved_default": self.saved_default,
+            "copy_filename": self.copy_filename,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> Trial:
+        r = _Reader(obj, where)
+        return cls(
+            r.string("entry_id"),
+            r.string("filename"),
+            r.integer("tries"),
+            r.number("started_at"),
+            generation=r.opt_int("generation"),
+            saved_default=r.opt_str("saved_default"),
+            copy_filename=r.opt_str("copy_filename"),
+        )
+
+
+class Attempts(Frozen):
+    """How often one entry was booted, blessed and failed."""
+
+    __slots__ = ("boots", "failures", "good", "last_cause", "last_time")
+
+    boots: int
+    good: int
+    failures: int
+    last_cause: str | None
+    last_time: float | None
+
+    def __init__(
+        self,
+        boots: int = 0,
+        good: int = 0,
+        failures: int = 0,
+        last_cause: str | None = None,
+        last_time: float | None = None,
+    ) -> None:
+        self._init(
+            boots=boots,
+            good=good,
+            failures=failures,
+            last_cause=last_cause,
+            last_time=None if last_time is None else float(last_time),
+        )
+
+    def record(self, outcome: Outcome, cause: str | None, when: float) -> Attempts:
+        """These counters after one more `outcome`."""
+        if outcome is Outcome.ATTEMPTED:
+            return self.evolve(boots=self.boots + 1, last_time=float(when))
+        if outcome is Outcome.GOOD:
+            return self.evolve(good=self.good + 1, last_time=float(when))
+        if outcome is Outcome.FAILED:
+            return self.evolve(failures=self.failures + 1, last_cause=cause, last_time=float(when))
+        raise AssertionError(outcome)  # pragma: no cover - exhaustive over Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "boots": self.boots,
+            "good": self.good,
+            "failures": self.failures,
+            "last_cause": self.last_cause,
+            "last_time": self.last_time,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> Attempts:
+        r = _Reader(obj, where)
+        return cls(
+            r.integer("boots"),
+            r.integer("good"),
+            r.integer("failures"),
+            r.opt_str("last_cause"),
+            r.opt_number("last_time"),
+        )
+
+
+_KNOWN_KEYS = frozenset(
+    {"format", "version", "seq", "golden", "trial", "attempts", "halted", "good_streak", "failed_commits"}
+)
+
+
+class State(Frozen):
+    """The whole persistent state. Change it with the `with_*` helpers (they return new values)."""
+
+    __slots__ = ("attempts", "extra", "failed_commits", "golden", "good_streak", "halted", "seq", "trial")
+
+    seq: int
+    golden: Golden | None
+    trial: Trial | None
+    attempts: tuple[tuple[str, Attempts], ...]
+    halted: str | None
+    good_streak: int
+    failed_commits: tuple[str, ...]
+    extra: dict[str, Any]
+
+    def __init__(
+        self,
+        *,
+        seq: int = 0,
+        golden: Golden | None = None,
+        trial: Trial | None = None,
+        attempts: Iterable[tuple[str, Attempts]] | Mapping[str, Attempts] = (),
+        halted: str | None = None,
+        good_streak: int = 0,
+        failed_commits: Iterable[str] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        pairs = attempts.items() if isinstance(attempts, dict) else attempts
+        self._init(
+            seq=seq,
+            golden=golden,
+            trial=trial,
+            attempts=tuple(sorted(pairs)),  # sorted: equal states compare and serialise equal
+            halted=halted,
+            good_streak=good_streak,
+            failed_commits=tuple(failed_commits),
+            extra=dict(extra) if extra else {},
+        )
+
+    @classmethod
+    def initial(cls) -> State:
+        """The state of a host bootguard has never written to."""
+        return cls()
+
+    def __hash__(self) -> int:
+        # `extra` is a dict; the canonical JSON form hashes instead.
+        return hash(self.to_json())
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def attempts_for(self, entry_id: str) -> Attempts:
+        """The counters of `entry_id` (all zero when it was never seen)."""
+        for key, value in self.attempts:
+            if key == entry_id:
+                return value
+        return Attempts()
+
+    @property
+    def attempts_map(self) -> dict[str, Attempts]:
+        """A fresh dict of all counters (changing it does not change the state)."""
+        return dict(self.attempts)
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def with_attempt(self, entry_id: str, outcome: Outcome, cause: str | None, time: float) -> State:
+        """Record one outcome of `entry_id`; GOOD extends the good streak, FAILED ends it."""
+        counters = self.attempts_map
+        counters[entry_id] = self.attempts_for(entry_id).record(outcome, cause, time)
+        streak = self.good_streak
+        if outcome is Outcome.GOOD:
+            streak += 1
+        elif outcome is Outcome.FAILED:
+            streak = 0
+        return self.evolve(attempts=tuple(sorted(counters.items())), good_streak=streak)
+
+    def without_attempts(self, entry_id: str) -> State:
+        """Forget the counters of an entry (e.g. after its file was removed)."""
+        return self.evolve(attempts=tuple((k, v) for k, v in self.attempts if k != entry_id))
+
+    def with_golden(self, golden: Golden | None) -> State:
+        return self.evolve(golden=golden)
+
+    def with_trial(self, trial: Trial | None) -> State:
+        return self.evolve(trial=trial)
+
+    def with_halted(self, reason: str | None) -> State:
+        """Stop (reason) or resume (None) rearranging entries."""
+        return self.evolve(halted=reason)
+
+    def with_failed_commit(self, commit: str) -> State:
+        """Remember a commit that failed to boot or validate (the newest MAX_FAILED_COMMITS)."""
+        kept = (*(c for c in self.failed_commits if c != commit), commit)
+        return self.evolve(failed_commits=kept[-MAX_FAILED_COMMITS:])
+
+    def with_extra(self, key: str, value: Any) -> State:
+        if key in _KNOWN_KEYS:
+            raise ValueError(f"{key!r} is a state field, not an extra key")
+        return self.evolve(extra={**self.extra, key: value})
+
+    def next_seq(self) -> State:
+        """The same state with the sequence number the store gives its next write."""
+        return self.evolve(seq=self.seq + 1)
+
+    # -- serialisation ---------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = dict(self.extra)
+        doc.update(
+            format=FORMAT,
+            version=VERSION,
+            seq=self.seq,
+            golden=None if self.golden is None else self.golden.to_dict(),
+            trial=None if self.trial is None else self.trial.to_dict(),
+            attempts={k: v.to_dict() for k, v in self.attempts},
+            halted=self.halted,
+            good_streak=self.good_streak,
+            failed_commits=list(self.failed_commits),
+        )
+        return doc
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "state") -> State:
+        """Parse and validate; StateError naming `source` on junk, foreign files or future versions."""
+        import json
+
+        try:
+            obj = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StateError(f"{source}: not valid JSON ({exc})") from exc
+        return cls.from_dict(obj, source=source)
+
+    @classmethod
+    def from_dict(cls, obj: object, *, source: str = "state") -> State:
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise StateError(
+                f'{source}: not a bootguard state file (no "format": "{FORMAT}" marker)',
+                hint="move the foreign file out of the state directory",
+            )
+        r = _Reader(obj, source)
+        version = r.integer("version")
+        if version > VERSION:
+            raise StateError(
+                f"{source}: state format version {version} is newer than this bootguard knows ({VERSION})",
+                hint="upgrade bootguard, or restore the state from before the newer version wrote it",
+            )
+        if version < 1:
+            raise StateError(f"{source}: invalid state format version {version}")
+        return cls(
+            seq=r.integer("seq"),
+            golden=r.opt_obj("golden", Golden.from_dict),
+            trial=r.opt_obj("trial", Trial.from_dict),
+            attempts=r.mapping("attempts", Attempts.from_dict),
+            halted=r.opt_str("halted"),
+            good_streak=r.integer("good_streak"),
+            failed_commits=r.str_list("failed_commits"),
+            extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS},
+        )
+
+
+class _Reader:
+    """Typed access to one JSON object, with errors that say which file and key are wrong."""
+
+    __slots__ = ("obj", "where")
+
+    def __init__(self, obj: object, where: str) -> None:
+        if not isinstance(obj, dict):
+            raise StateError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        self.obj: dict[str, Any] = obj
+        self.where = where
+
+    def _fail(self, key: str, expected: str) -> StateError:
+        if key not in self.obj:
+            return StateError(f"{self.where}: missing key {key!r} ({expected})")
+        return StateError(f"{self.where}: {key!r} must be {expected}, got {self.obj[key]!r}")
+
+    def integer(self, key: str) -> int:
+        value = self.obj.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self._fail(key, "a non-negative integer")
+        return value
+
+    def opt_int(self, key: str) -> int | None:
+        if self.obj.get(key) is None:
+            return None
+        return self.integer(key)
+
+    def number(self, key: str) -> float:
+        value = self.obj.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._fail(key, "a number")
+        return float(value)
+
+    def opt_number(self, key: str) -> float | None:
+        if self.obj.get(key) is None:
+            return None
+        return self.number(key)
+
+    def string(self, key: str) -> str:
+        value = self.obj.get(key)
+        if not isinstance(value, str) or not value:
+            raise self._fail(key, "a non-empty string")
+        return value
+
+    def opt_str(self, key: str) -> str | None:
+        if self.obj.get(key) is None:
+            return None
+        return self.string(key)
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        value = self.obj.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings")
+        return tuple(value)
+
+    def opt_obj(self, key: str, parse: Callable[[object, str], Any]) -> Any:
+        value = self.obj.get(key)
+        return None if value is None else parse(value, f"{self.where}: {key}")
+
+    def mapping(self, key: str, parse: Callable[[object, str], Any]) -> tuple[tuple[str, Any], ...]:
+        value = self.obj.get(key)
+        if not isinstance(value, dict):
+            raise self._fail(key, "an object")
+        return tuple((k, parse(v, f"{self.where}: {key}.{k}")) for k, v in value.items())

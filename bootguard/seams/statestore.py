@@ -1,0 +1,361 @@
+"""The state directory: two state slots, an append-only event log and a lock.
+
+Layout (`/var/lib/bootguard` by default)::
+
+    state.a.json  state.b.json   two slots: an envelope line (CRC32 + length) then the state JSON
+    events.jsonl                 one event per line, O_APPEND + fsync per event
+    lock                         flock(2) serialising writers
+
+Why two slots: every write goes to the slot that does *not* hold the newest valid state, so
+whatever a power cut does to the file being written (torn, zero-length, garbage), the other slot
+still holds the last committed state. On load the valid slot with the highest `seq` wins; a
+corrupt slot is reported as a warning, never silently treated as "no state" (boot counters must
+not reset themselves). Each slot is itself replaced atomically (`fs.atomic_write`), so in practice
+the fallback is only needed when a file system or disk misbehaves.
+
+Safety: the directory is created 0700 and files 0600. Every file is opened with O_NOFOLLOW and
+checked on the opened descriptor: a symlink, a non-regular file, a file owned by someone else
+or writable by group/others is refused with a StateError naming it. Standard library only.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from bootguard.errors import EnvironmentProblem, ReadOnlyError, StateError
+from bootguard.model._frozen import Frozen
+from bootguard.model.events import Event, EventLog
+from bootguard.model.state import State
+from bootguard.seams import fs
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import BinaryIO
+
+SLOTS = ("state.a.json", "state.b.json")
+EVENTS = "events.jsonl"
+LOCK = "lock"
+ENVELOPE_VERSION = 1
+MAX_STATE_BYTES = 4 << 20
+MAX_EVENT_LINE = 64 << 10  # bytes, newline included; longer lines are skipped on read
+_TMP_PREFIXES = tuple(f".{name}.tmp." for name in SLOTS)
+_RECOVERY_HINT = (
+    "bootguard does not reset boot counters silently: restore the state files from a backup, or "
+    "move them away to start from an empty state (the golden pin and trial are then forgotten)"
+)
+
+
+class LoadedState(Frozen):
+    """The current state, the slot it came from (None: no state yet) and what was wrong on the way."""
+
+    __slots__ = ("slot", "state", "warnings")
+
+    state: State
+    slot: str | None
+    warnings: tuple[str, ...]
+
+    def __init__(self, state: State, slot: str | None, warnings: tuple[str, ...] = ()) -> None:
+        self._init(state=state, slot=slot, warnings=tuple(warnings))
+
+
+class _Corrupt(Exception):
+    """A slot that is torn or damaged: recoverable from the other slot."""
+
+
+def encode_slot(state: State) -> bytes:
+    """The bytes of a slot file: a JSON envelope line (payload CRC32 and length), then the payload."""
+    import json
+    import zlib
+
+    payload = state.to_json().encode("utf-8")
+    header = {"envelope": ENVELOPE_VERSION, "crc32": f"{zlib.crc32(payload):08x}", "length": len(payload)}
+    return json.dumps(header, sort_keys=True).encode("ascii") + b"\n" + payload
+
+
+def decode_slot(data: bytes, *, source: str) -> State:
+    """Parse a slot file. `_Corrupt` for torn/damaged bytes; StateError for a foreign or future file."""
+    import json
+    import zlib
+
+    if not data:
+        raise _Corrupt("is empty (zero length)")
+    head, sep, payload = data.partition(b"\n")
+    try:
+        header = json.loads(head) if sep and len(head) < 256 else None
+    except (ValueError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or "envelope" not in header:
+        _raise_if_foreign(data, source)
+        raise _Corrupt("is not a bootguard state envelope (torn or garbage)")
+    if header.get("envelope") != ENVELOPE_VERSION:
+        raise StateError(
+            f"{source}: state envelope version {header.get('envelope')!r} is not supported",
+            hint="upgrade bootguard; a newer version wrote this file",
+        )
+    if header.get("length") != len(payload):
+        raise _Corrupt(
+            f"is truncated or padded ({len(payload)} payload bytes, envelope says {header.get('length')})"
+        )
+    if header.get("crc32") != f"{zlib.crc32(payload):08x}":
+        raise _Corrupt("is corrupt (CRC mismatch)")
+    # The CRC matched: these are exactly the bytes a writer meant, so anything wrong inside is a
+    # foreign or newer writer, not damage. That is fatal, not a reason to fall back.
+    return State.from_json(payload, source=source)
+
+
+def _raise_if_foreign(data: bytes, source: str) -> None:
+    """A well-formed JSON document without our envelope was put there by someone: refuse, keep it."""
+    import json
+
+    try:
+        json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return
+    raise StateError(
+        f"{source}: not a bootguard state file (valid JSON without the bootguard envelope)",
+        hint="move the foreign file out of the state directory",
+    )
+
+
+class StateStore:
+    """The state directory of one host. Readers need no lock; writers take `lock`."""
+
+    __slots__ = ("directory",)
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        from pathlib import Path
+
+        self.directory: Path = Path(directory)
+
+    def __repr__(self) -> str:
+        return f"StateStore({str(self.directory)!r})"
+
+    @property
+    def events_path(self) -> Path:
+        return self.directory / EVENTS
+
+    # -- state -----------------------------------------------------------------------------
+
+    def load(self) -> LoadedState:
+        """The newest valid state; StateError when no valid copy is left (never a silent reset)."""
+        if not self._check_dir(create=False):
+            return LoadedState(State.initial(), None)
+        good: list[tuple[State, str]] = []
+        bad: list[tuple[str, str]] = []
+        for name in SLOTS:
+            data = self._read_private(name, MAX_STATE_BYTES)
+            if data is None:
+                continue
+            source = str(self.directory / name)
+            try:
+                if len(data) > MAX_STATE_BYTES:
+                    raise _Corrupt(f"is larger than {MAX_STATE_BYTES} bytes")
+                good.append((decode_slot(data, source=source), name))
+            except _Corrupt as exc:
+                bad.append((name, str(exc)))
+        if not good and not bad:
+            return LoadedState(State.initial(), None)
+        if not good:
+            detail = "; ".join(f"{name} {why}" for name, why in bad)
+            raise StateError(f"no valid state in {self.directory}: {detail}", hint=_RECOVERY_HINT)
+        state, slot = max(good, key=lambda pair: pair[0].seq)
+        warnings = [f"{name} {why}; using {slot} (seq {state.seq})" for name, why in bad]
+        return LoadedState(state, slot, tuple(warnings))
+
+    def update(self, fn: Callable[[State], State]) -> State:
+        """Apply `fn` to the current state and store the result, serialised against other writers.
+
+        The result gets `seq` = old seq + 1 and goes to the slot not holding the current state.
+        When `fn` returns an equal state nothing is written (and seq stays).
+        """
+        self._check_dir(create=True)
+        self._require_writable()
+        try:
+            with fs.FileLock(self.directory / LOCK):
+                loaded = self.load()
+                new = fn(loaded.state)
+                if new == loaded.state:
+                    return loaded.state
+                new = new.evolve(seq=loaded.state.seq + 1)
+                target = SLOTS[1] if loaded.slot == SLOTS[0] else SLOTS[0]
+                self._remove_stale_temporaries()
+                fs.atomic_write(self.directory / target, encode_slot(new), mode=0o600)
+                return new
+        except fs.UnsafeFileError as exc:
+            raise StateError(exc.message, hint="remove it; bootguard recreates its lock file") from exc
+        except OSError as exc:
+            raise self._os_error("update the state in", exc) from exc
+
+    # -- events ----------------------------------------------------------------------------
+
+    def append_event(self, event: Event) -> None:
+        """Append one event durably (O_APPEND, one write, fsync)."""
+        self._check_dir(create=True)
+        line = _event_line(event)
+        flags = (
+            os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+        )
+        path = self.events_path
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            raise self._os_error("append to", exc, path) from exc
+        try:
+            st = os.fstat(fd)
+            self._refuse_unsafe(st, path)
+            # A crash mid-append can leave a line without its newline; start on a fresh line
+            # so that the torn line stays one bad line instead of spoiling this event too.
+            if st.st_size and os.pread(fd, 1, st.st_size - 1) != b"\n":
+                line = b"\n" + line
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError as exc:
+            raise self._os_error("append to", exc, path) from exc
+        finally:
+            os.close(fd)
+        if st.st_size == 0:
+            fs.fsync_dir(self.directory)  # a newly created log must survive a power cut too
+
+    def read_events(self, limit: int | None = None) -> EventLog:
+        """The last `limit` events (all when None), oldest first; damage is reported, not fatal."""
+        if not self._check_dir(create=False):
+            return EventLog()
+        path = self.events_path
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            return EventLog()
+        except OSError as exc:
+            raise self._os_error("read", exc, path) from exc
+        with os.fdopen(fd, "rb") as f:
+            self._refuse_unsafe(os.fstat(fd), path)
+            events, warnings = _parse_event_lines(f, EVENTS)
+        if limit is not None:
+            events = events[-limit:] if limit > 0 else []
+        return EventLog(tuple(events), tuple(warnings))
+
+    # -- safety ----------------------------------------------------------------------------
+
+    def _check_dir(self, *, create: bool) -> bool:
+        """True when the directory exists (created 0700 if asked); StateError when it is unsafe."""
+        try:
+            st = os.stat(self.directory)
+        except FileNotFoundError:
+            if not create:
+                return False
+            self._create_dir()
+            st = os.stat(self.directory)
+        except OSError as exc:
+            raise self._os_error("use", exc, self.directory) from exc
+        if not stat.S_ISDIR(st.st_mode):
+            raise StateError(f"state directory {self.directory} is not a directory")
+        problem = _dir_problem(st)
+        if problem:
+            raise StateError(
+                f"state directory {self.directory} {problem}",
+                hint=f"chown root:root {self.directory} && chmod 0700 {self.directory}",
+            )
+        return True
+
+    def _create_dir(self) -> None:
+        try:
+            self.directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise self._os_error("create", exc, self.directory) from exc
+
+    def _require_writable(self) -> None:
+        # access(2) reports EROFS for a read-only mount even to root, whose writes a mode never stops.
+        if not os.access(self.directory, os.W_OK):
+            raise ReadOnlyError(
+                f"state directory {self.directory} is not writable (read-only file system or permissions)",
+                hint="bootguard needs a writable /var/lib/bootguard; check the mount and the directory mode",
+            )
+
+    def _read_private(self, name: str, max_bytes: int) -> bytes | None:
+        path = self.directory / name
+        try:
+            result = fs.read_nofollow(path, max_bytes=max_bytes)
+        except OSError as exc:
+            raise self._os_error("read", exc, path) from exc
+        if result is None:
+            return None
+        data, st = result
+        self._refuse_unsafe(st, path)
+        return data
+
+    def _refuse_unsafe(self, st: os.stat_result, path: Path) -> None:
+        problem = fs.private_file_problem(st)
+        if problem:
+            raise StateError(
+                f"{path} {problem}; refusing to use it",
+                hint="bootguard's state files are private: remove the file and check who put it there",
+            )
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete temporaries of writes that crashed (we hold the lock: none is in progress)."""
+        for name in os.listdir(self.directory):
+            if name.startswith(_TMP_PREFIXES):
+                try:
+                    os.unlink(self.directory / name)  # unlink never follows a symlink
+                except FileNotFoundError:
+                    pass
+
+    def _os_error(self, verb: str, exc: OSError, path: Path | None = None) -> Exception:
+        where = exc.filename or (path if path is not None else self.directory)
+        if exc.errno == errno.ELOOP:
+            return StateError(f"{where} is a symbolic link; refusing to follow it", hint="remove it")
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return ReadOnlyError(f"cannot {verb} {where}: {os.strerror(exc.errno)}")
+        return EnvironmentProblem(f"cannot {verb} {where}: {exc.strerror or exc}")
+
+
+def _dir_problem(st: os.stat_result) -> str | None:
+    if st.st_uid != os.geteuid():
+        return f"is owned by uid {st.st_uid}, not {os.geteuid()}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def _event_line(event: Event) -> bytes:
+    """The log line of `event`, shrunk (message cut, data dropped) if it would exceed MAX_EVENT_LINE."""
+    line = event.to_json().encode("utf-8") + b"\n"
+    if len(line) <= MAX_EVENT_LINE:
+        return line
+    short = event.evolve(message=event.message[:4096], data={"truncated_from_bytes": len(line)})
+    return short.to_json().encode("utf-8")[: MAX_EVENT_LINE - 1] + b"\n"
+
+
+def _parse_event_lines(f: BinaryIO, name: str) -> tuple[list[Event], list[str]]:
+    """Parse a log stream; a torn last line and corrupt or overlong lines become warnings."""
+    readline = f.readline
+    events: list[Event] = []
+    warnings: list[str] = []
+    number = 0
+    while True:
+        raw: bytes = readline(MAX_EVENT_LINE + 1)
+        if not raw:
+            break
+        number += 1
+        if not raw.endswith(b"\n"):
+            if len(raw) > MAX_EVENT_LINE:
+                warnings.append(f"{name} line {number} is longer than {MAX_EVENT_LINE} bytes; skipped")
+                while raw and not raw.endswith(b"\n"):
+                    raw = readline(MAX_EVENT_LINE + 1)
+                continue
+            warnings.append(f"{name} line {number} is incomplete (torn write, {len(raw)} bytes); ignored")
+            break
+        if not raw.strip():
+            continue
+        try:
+            events.append(Event.from_json(raw, source=f"{name} line {number}"))
+        except StateError as exc:
+            warnings.append(f"{exc.message}; skipped")
+    return events, warnings
