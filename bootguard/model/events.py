@@ -27,6 +27,7 @@ class EventKind(enum.Enum):
 
     BOOT_ATTEMPTED = "boot-attempted"
     COUNTED_FAILURE = "counted-failure"
+    BOOT_FAILED = "boot-failed"  # an uncounted boot ended without a verdict (nothing was counted)
     NOT_COUNTED = "not-counted"
     WATCHDOG_RESET = "watchdog-reset"
     PANIC_SEEN = "panic-seen"

@@ -134,7 +134,7 @@ def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
         return [], []
     entry = str(prev.get("entry") or "?")
     cause = _failure_cause(obs)
-    kind = EventKind.COUNTED_FAILURE if prev.get("counted") else EventKind.INITRD_FAILURE
+    kind = EventKind.COUNTED_FAILURE if prev.get("counted") else EventKind.BOOT_FAILED
     events = [
         Event.new(
             kind,
