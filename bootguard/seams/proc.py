@@ -8,6 +8,7 @@ and nowhere else.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 from bootguard.errors import CommandError
@@ -46,6 +47,23 @@ def _describe(argv: Sequence[str], returncode: int, stderr: str) -> str:
     return f"{name} failed with exit status {returncode}" + (f": {last}" if last else "")
 
 
+def _communicate(
+    proc: subprocess.Popen[str], input: str | None, timeout: float | None, argv: tuple[str, ...], group: bool
+) -> tuple[str, str]:
+    try:
+        return proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        # Kill the whole process group when asked: `sh -c 'a | b'` leaves grandchildren otherwise.
+        if group:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.kill()
+        proc.communicate()
+        raise CommandError(f"{argv[0]} did not finish within {timeout:g} s", argv=argv) from exc
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -55,30 +73,32 @@ def run(
     input: str | None = None,
     timeout: float | None = None,
     user: str | int | None = None,
+    new_session: bool = False,
 ) -> Completed:
-    """Run `argv`, capture its output, and raise `CommandError` on failure when `check`."""
+    """Run `argv`, capture its output, and raise `CommandError` on failure when `check`.
+
+    `new_session` starts the command in its own session so that a timeout kills all its descendants.
+    """
     args = tuple(str(a) for a in argv)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             args,
             cwd=cwd,
             env=dict(env) if env is not None else None,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            capture_output=True,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             errors="surrogateescape",
-            timeout=timeout,
             user=user,
-            check=False,
+            start_new_session=new_session,
         )
     except FileNotFoundError as exc:
         if check:
             raise CommandError(f"{args[0]}: command not found", argv=args, returncode=127) from exc
         return Completed(args, 127, "", str(exc))
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(f"{args[0]} did not finish within {timeout:g} s", argv=args) from exc
-    done = Completed(args, proc.returncode, proc.stdout, proc.stderr)
+    stdout, stderr = _communicate(proc, input, timeout, args, new_session)
+    done = Completed(args, proc.returncode, stdout, stderr)
     if check and not done.ok:
         raise CommandError(
             _describe(args, done.returncode, done.stderr),
