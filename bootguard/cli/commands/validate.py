@@ -37,12 +37,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the boot deadline expired: reject the boot unless boot-complete.target was reached",
     )
+    parser.add_argument("--spool-dir", default="/run/bootguard/spool", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
+    from bootguard.seams.statestore import StateStore
+    from bootguard.services.initrd_step import merge_spool
     from bootguard.validator import config, service
 
+    # What the initrd could not write (read-only root then) is folded in before this boot is judged.
+    merged = merge_spool(StateStore(ctx.state_dir), args.spool_dir)
+    if merged and not ctx.json:
+        say(f"merged {merged} early-boot events from {args.spool_dir}")
     cfg = config.load(args.config)
     svc = service.for_host(
         cfg,
