@@ -75,13 +75,13 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--efivars",
         metavar="DIR",
         default=default(os.environ.get("BOOTGUARD_EFIVARS", "/sys/firmware/efi/efivars")),
-        help="efivarfs directory (default: %(default)s)",
+        help="efivarfs directory (default: /sys/firmware/efi/efivars)",
     )
     g.add_argument(
         "--state-dir",
         metavar="DIR",
         default=default(os.environ.get("BOOTGUARD_STATE_DIR", "/var/lib/bootguard")),
-        help="bootguard state directory (default: %(default)s)",
+        help="bootguard state directory (default: /var/lib/bootguard)",
     )
     g.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
     g.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks")

@@ -73,11 +73,15 @@ def run(
     input: str | None = None,
     timeout: float | None = None,
     user: str | int | None = None,
+    group: str | int | None = None,
+    extra_groups: Sequence[str | int] | None = None,
     new_session: bool = False,
 ) -> Completed:
     """Run `argv`, capture its output, and raise `CommandError` on failure when `check`.
 
-    `new_session` starts the command in its own session so that a timeout kills all its descendants.
+    `user`/`group`/`extra_groups` drop privileges for the child (e.g. git as a repository's owner:
+    uid alone would leave root's gid and groups). `new_session` starts the command in its own
+    session so that a timeout kills all its descendants.
     """
     args = tuple(str(a) for a in argv)
     try:
@@ -91,6 +95,8 @@ def run(
             text=True,
             errors="surrogateescape",
             user=user,
+            group=group,
+            extra_groups=list(extra_groups) if extra_groups is not None else None,
             start_new_session=new_session,
         )
     except FileNotFoundError as exc:

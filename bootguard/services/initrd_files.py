@@ -87,6 +87,15 @@ def _shared_libraries(paths: list[str]) -> list[str]:
     return libs
 
 
+def _with_bytecode(python: str, sources: list[str]) -> list[str]:
+    """Each .py plus its cached .pyc for the target interpreter (an initramfs cannot afford compiling)."""
+    script = "import importlib.util,sys\nfor p in sys.argv[1:]: print(importlib.util.cache_from_source(p))"
+    py = [f for f in sources if f.endswith(".py")]
+    done = proc.run([python, "-s", "-S", "-c", script, *py], timeout=60) if py else None
+    cached = [c for c in (done.stdout.splitlines() if done else []) if os.path.exists(c)]
+    return sorted({*sources, *cached})
+
+
 def collect(python: str | None = None) -> dict[str, list[str]]:
     """Files by category: interpreter, libraries, stdlib, bootguard."""
     interpreter = os.path.realpath(python or sys.executable)
@@ -96,7 +105,12 @@ def collect(python: str | None = None) -> dict[str, list[str]]:
     stdlib = sorted({f for f in files if f not in own})
     extensions = [f for f in stdlib if f.endswith(".so")]
     libs = sorted(set(_shared_libraries([interpreter, *extensions])))
-    return {"interpreter": [interpreter], "libraries": libs, "stdlib": stdlib, "bootguard": own}
+    return {
+        "interpreter": [interpreter],
+        "libraries": libs,
+        "stdlib": _with_bytecode(interpreter, stdlib),
+        "bootguard": _with_bytecode(interpreter, own),
+    }
 
 
 def size_of(categories: dict[str, list[str]]) -> int:

@@ -177,3 +177,20 @@ def test_usage_errors_exit_2(host: HostTree, args: list[str]) -> None:
     """Contradictory or out-of-range options are usage errors (exit 2)."""
     host.add_entry("a.conf")
     assert host.cli(*args)[0] == 2
+
+
+def test_every_command_has_help() -> None:
+    """`bootguard COMMAND --help` works for every command (and exits 0)."""
+    from bootguard.cli.main import COMMANDS
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    for name in COMMANDS:
+        done = subprocess.run(
+            [sys.executable, "-m", "bootguard", name, "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert done.returncode == 0, (name, done.stderr)
+        assert f"usage: bootguard {name}" in done.stdout

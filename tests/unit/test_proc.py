@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -54,3 +55,13 @@ def test_timeout_kills_grandchildren_with_new_session(tmp_path: Path) -> None:
 def test_input_is_passed() -> None:
     """input= is fed to stdin."""
     assert proc.run(["cat"], input="hello").stdout == "hello"
+
+
+def test_runs_as_another_user_and_group() -> None:
+    """user, group and extra_groups all apply to the child (root only can drop to them)."""
+    argv = ["sh", "-c", "id -u; id -g; id -G"]
+    done = proc.run(argv, check=False, user=65534, group=65534, extra_groups=[])
+    if os.geteuid() != 0:
+        assert done.returncode != 0
+        return
+    assert done.stdout.split() == ["65534", "65534", "65534"]

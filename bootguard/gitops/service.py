@@ -1,0 +1,85 @@
+"""Entry points of `bootguard commit` and `bootguard upgrade`: lock, run, log one event per run.
+
+Standard library only at import time. `upgrade` imports attrs and the heavy modules only after
+the probe found a new remote commit, so the timer's common "nothing new" run stays close to the
+cost of a bare `git fetch` + `git rev-parse` (bench/gitops_noop.py).
+"""
+
+from __future__ import annotations
+
+from bootguard.errors import BootguardError
+from bootguard.gitops import events, git
+from bootguard.gitops.locks import GitopsLock
+from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.gitops.commit import CommitResult
+
+
+def upgrade(opts: UpgradeOptions) -> UpgradeResult:
+    """One `bootguard upgrade` run; raises RolledBack / ConflictError / GitOpsError with the reason."""
+    with GitopsLock(opts.state_dir, "upgrade"):
+        g = git.Git.open(opts.repo)
+        data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
+        try:
+            result = _upgrade(g, opts)
+        except BootguardError as exc:
+            _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
+            raise
+        _log(opts.state_dir, "upgrade", describe(g.repo, result), {**data, **result.to_dict()})
+        return result
+
+
+def _upgrade(g: git.Git, opts: UpgradeOptions) -> UpgradeResult:
+    from bootguard.gitops import probe
+
+    seen = probe.probe(g, opts.remote, opts.branch)
+    if seen.up_to_date:
+        assert seen.head.commit is not None
+        return UpgradeResult(
+            outcome=Outcome.UP_TO_DATE,
+            previous=seen.head.commit,
+            head=seen.head.commit,
+            remote_commit=seen.remote_commit,
+        )
+    from bootguard.gitops.upgrade import upgrade as full_upgrade
+
+    return full_upgrade(g, opts, seen)
+
+
+def describe(repo: str, result: UpgradeResult) -> str:
+    if result.outcome is Outcome.UP_TO_DATE:
+        return f"{repo} is up to date at {result.head[:12]}"
+    return f"upgraded {repo} from {result.previous[:12]} to {result.head[:12]} ({result.integration})"
+
+
+def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResult:
+    """One `bootguard commit` run."""
+    from bootguard.gitops.commit import commit_changes
+
+    with GitopsLock(state_dir, "commit"):
+        g = git.Git.open(repo)
+        data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
+        try:
+            result = commit_changes(g, branch, push=push)
+        except BootguardError as exc:
+            _log(
+                state_dir,
+                "commit",
+                exc.message,
+                {**data, "outcome": "failed", "exit_code": int(exc.exit_code)},
+            )
+            raise
+        _log(state_dir, "commit", result.summary(), {**data, "outcome": "ok", **result.to_dict()})
+        return result
+
+
+def _log(state_dir: str, kind: str, message: str, data: dict[str, object]) -> None:
+    """Log an event; a log that cannot be written must not hide the run's own outcome."""
+    try:
+        events.record(state_dir, kind, message, data)
+    except BootguardError as exc:
+        import sys
+
+        sys.stderr.write(f"bootguard: warning: event not logged: {exc.message}\n")
