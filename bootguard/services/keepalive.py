@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
         def send(self, message: str) -> None: ...
 
+    class Stopper(Protocol):
+        """Sleeps between ticks; True once the daemon is asked to stop (`StopSignal`)."""
+
+        def wait(self, seconds: float) -> bool: ...
+
 
 DEFAULT_PRIORITY = 10  # SCHED_RR priority: above every CFS task, below kernel threads' 50
 
@@ -272,7 +277,7 @@ class Keepalive:
         self._clock = clock
         self._pings = 0
 
-    def run(self, stop: StopSignal) -> KeepaliveReport:
+    def run(self, stop: Stopper) -> KeepaliveReport:
         """Ping until `stop` fires; disarm or hand off. Any failure, also during set-up, closes the
         device without disarming it: the timer keeps running and the machine resets."""
         pinger: Pinger | None = None
@@ -314,7 +319,7 @@ class Keepalive:
             )
         return got
 
-    def _loop(self, stop: StopSignal, interval: float, pinger: Pinger | None) -> None:
+    def _loop(self, stop: Stopper, interval: float, pinger: Pinger | None) -> None:
         sd_every = service_watchdog_interval(self._env, os.getpid())
         tick = min(interval, sd_every) if sd_every else interval
         deadline = self._clock()

@@ -69,6 +69,32 @@ def _last_validation(state_dir: str) -> object:
         return {"error": f"unreadable: {exc}"}
 
 
+def _gitops_part(state_dir: str) -> list[dict[str, object]]:
+    """Per GitOps repository: what is deployed, the failed commit not retried, saved backups."""
+    if not os.path.exists(os.path.join(state_dir, "gitops.json")):
+        return []  # no GitOps on this host: keep status free of the userland imports below
+    from bootguard.gitops.backups import list_backups, restore_steps
+    from bootguard.gitops.record import GitopsRecord
+
+    out: list[dict[str, object]] = []
+    for repo, rec in GitopsRecord.load(state_dir).repos.items():
+        try:
+            backups = list_backups(repo)
+        except BootguardError:
+            backups = []
+        out.append(
+            {
+                "repo": repo,
+                "deployed": rec.deployed,
+                "failed": None
+                if rec.failed is None
+                else {"commit": rec.failed.commit, "stage": rec.failed.stage, "reason": rec.failed.reason},
+                "backups": [{**b.to_dict(), "restore": restore_steps(repo, b, "BRANCH")} for b in backups],
+            }
+        )
+    return out
+
+
 def advice(report: dict[str, object]) -> list[str]:
     """What a person should do, derived from the report."""
     out: list[str] = []
@@ -111,5 +137,10 @@ def report(
         problems.append(exc.message)
         out["events"] = []
     out["last_validation"] = _last_validation(state_dir)
+    try:
+        out["gitops"] = _gitops_part(state_dir)
+    except BootguardError as exc:
+        problems.append(exc.message)
+        out["gitops"] = []
     out["advice"] = advice(out)
     return out

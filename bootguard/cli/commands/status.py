@@ -50,6 +50,14 @@ def _plain(r: dict[str, object]) -> list[str]:
         for e in events:  # type: ignore[attr-defined]
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(e.get("time", 0))))
             lines.append(f"  {when} {e.get('kind')}: {e.get('message')}")
+    for g in r.get("gitops") or []:  # type: ignore[attr-defined]
+        lines.append(f"gitops:     {g['repo']}: deployed {str(g.get('deployed') or 'nothing')[:12]}")
+        if g.get("failed"):
+            f = g["failed"]
+            lines.append(f"  failed:   {f['commit'][:12]} at {f['stage']}: {f['reason']} (not retried)")
+        for b in g.get("backups") or []:
+            lines.append(f"  backup:   {b['ref']} {b['commit'][:12]} {b['subject']}")
+            lines.append(f"            restore: {b['restore'][1]}")
     for p in r.get("problems") or []:  # type: ignore[attr-defined]
         lines.append(f"problem:    {p}")
     for a in r.get("advice") or []:  # type: ignore[attr-defined]

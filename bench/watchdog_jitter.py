@@ -1,0 +1,344 @@
+"""Benchmark: keepalive jitter, RSS and CPU of the watchdog daemon, for both backends.
+
+For each backend (cffi with its native pinger thread, pure Python) and each scenario (idle, and
+both cores saturated by CPU hogs this script starts and stops), a daemon process runs the real
+keepalive loop (`bootguard.services.keepalive.Keepalive`, SCHED_RR and mlockall where permitted)
+at a 1 s interval for --duration seconds. Measured:
+- the largest gap between consecutive pings (target ≤ interval + 50 ms under load);
+- the daemon's RSS at the end (target ≤ 15 MB) and its CPU over the window (target ≤ 0.5 % of a core).
+
+Pings go by default to a FIFO stand-in: the daemon pings by write(), this process timestamps each
+write as it arrives (so the gap includes the receiver's wake-up). With --device the pings go to a
+real watchdog instead (it gets armed and is disarmed at the end) and the gaps are the daemon's own
+timestamps. Run `python3 c_ext/watchdog_build.py` first for the cffi figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import select
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # no pathlib: keep the child lean
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+RSS_TARGET_MB = 15.0
+CPU_TARGET_PCT = 0.5
+GAP_SLACK_S = 0.050
+
+
+# --------------------------------------------------------------------------- the daemon side
+
+
+def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
+    """Child process: run the keepalive loop on `path` until SIGTERM, then print its own view.
+
+    It imports no more than the daemon does (subprocess, tempfile live in the measuring side)."""
+    import json
+
+    from bootguard.seams.watchdog import PingMode, WatchdogDevice
+    from bootguard.services.keepalive import Keepalive, KeepaliveConfig, NullNotifier, StopSignal
+
+    stamps: list[float] = []
+
+    class Measured(WatchdogDevice):
+        """The real device class, timestamping Python-side pings; a FIFO has no ioctls to ask."""
+
+        def keepalive(self) -> None:
+            super().keepalive()
+            stamps.append(time.monotonic())
+
+        def get_timeout(self) -> int:
+            return timeout if stand_in else super().get_timeout()
+
+        def set_timeout(self, seconds: int) -> int:
+            return seconds if stand_in else super().set_timeout(seconds)
+
+    stop = StopSignal().install()
+    mode = PingMode.WRITE if stand_in else PingMode.AUTO
+    plain = WatchdogDevice.open(path, ping_mode=mode)
+    device = Measured(plain.path, plain.fd, plain._ops, sysfs_path=plain.sysfs_path, ping_mode=mode)
+    config = KeepaliveConfig(timeout=timeout, interval=interval, stall_limit=3 * interval)
+    pinger_gap: list[int] = []
+    original = device.start_pinger
+
+    def start_pinger(*, interval: float, stall_limit: float) -> object:
+        pinger = original(interval=interval, stall_limit=stall_limit)
+        if pinger is not None:
+            real_stop = pinger.stop
+
+            def stop_and_record() -> None:
+                pinger_gap.append(pinger.stats().max_gap_ns)
+                real_stop()
+
+            pinger.stop = stop_and_record  # type: ignore[method-assign]
+        return pinger
+
+    device.start_pinger = start_pinger  # type: ignore[assignment,method-assign]
+    report = Keepalive(device, config, notifier=NullNotifier(), log=lambda m: print(m, file=sys.stderr)).run(
+        stop
+    )
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    print(
+        json.dumps(
+            {
+                "backend": report.backend,
+                "realtime": report.realtime,
+                "memory": report.memory,
+                "pings": report.pings,
+                "own_max_gap": (pinger_gap[0] / 1e9) if pinger_gap else (max(gaps) if gaps else None),
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- the measuring side
+
+
+def _proc_cpu_seconds(pid: int) -> float:
+    """CPU time of all threads of `pid` in ns resolution (schedstat), not in 10 ms clock ticks."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    return total / 1e9
+
+
+def _proc_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _start_hogs(n: int) -> list[subprocess.Popen[bytes]]:
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.kill()
+    for p in procs:
+        p.wait()
+
+
+def _receive(fd: int, until: float) -> list[float]:
+    """Timestamps of ping writes arriving on the FIFO until `until` (monotonic)."""
+    stamps: list[float] = []
+    while (left := until - time.monotonic()) > 0:
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        now = time.monotonic()
+        stamps.extend(now for b in data if b == 0)
+    return stamps
+
+
+def _discard_pending(fd: int) -> None:
+    while select.select([fd], [], [], 0)[0] and os.read(fd, 4096):
+        pass
+
+
+def _python(no_site: bool) -> tuple[list[str], dict[str, str]]:
+    """Interpreter argv and environment for children; with no_site, site-packages is put on the
+    path directly so no .pth file runs (what this machine's .pth files import inflates every RSS)."""
+    import sysconfig
+
+    paths = [ROOT]
+    if no_site:
+        paths += [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    return [sys.executable, *(["-S"] if no_site else [])], env
+
+
+def _baseline_rss(no_site: bool) -> float:
+    """RSS of a bare interpreter started the same way, sleeping: what the daemon adds is the rest."""
+    import subprocess
+
+    argv, env = _python(no_site)
+    proc = subprocess.Popen([*argv, "-c", "import time; time.sleep(30)"], env=env)
+    try:
+        time.sleep(1.0)
+        return _proc_rss_mb(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _drain_until_eof(fd: int, limit: float) -> bytes:
+    out = b""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def measure(backend: str, load: bool, args: argparse.Namespace) -> dict[str, object]:
+    import json
+    import subprocess
+    import tempfile
+
+    python, env = _python(args.no_site)
+    env.pop("BOOTGUARD_REQUIRE_NATIVE", None)
+    if backend == "python":
+        env["BOOTGUARD_NO_NATIVE"] = "1"
+    else:
+        env["BOOTGUARD_REQUIRE_NATIVE"] = "1"
+        env.pop("BOOTGUARD_NO_NATIVE", None)
+    with tempfile.TemporaryDirectory() as tmp:
+        target = args.device or os.path.join(tmp, "watchdog-stand-in")
+        if not args.device:
+            os.mkfifo(target)
+        argv = [*python, __file__, "--serve", target, "--interval", str(args.interval)]
+        argv += ["--timeout", str(args.timeout)] + ([] if args.device else ["--stand-in"])
+        child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
+        fd = os.open(target, os.O_RDONLY) if not args.device else -1
+        hogs: list[subprocess.Popen[bytes]] = []
+        try:
+            time.sleep(args.interval * 1.5)  # start-up (imports, mlockall) is not steady state
+            hogs = _start_hogs(os.cpu_count() or 2) if load else []
+            if fd >= 0:
+                _discard_pending(fd)  # start-up pings queued in the FIFO are not part of the window
+            cpu0, t0 = _proc_cpu_seconds(child.pid), time.monotonic()
+            if fd >= 0:
+                stamps = _receive(fd, t0 + args.duration)
+            else:
+                time.sleep(args.duration)
+                stamps = []
+            cpu = (_proc_cpu_seconds(child.pid) - cpu0) / (time.monotonic() - t0) * 100
+            rss = _proc_rss_mb(child.pid)
+        finally:
+            _stop(hogs)
+            child.send_signal(signal.SIGTERM)
+        tail = _drain_until_eof(fd, 10.0) if fd >= 0 else b""
+        out, _ = child.communicate(timeout=30)
+        if fd >= 0:
+            os.close(fd)
+    own = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    return {
+        "backend": backend,
+        "scenario": "2 CPU hogs" if load else "idle",
+        "pings": len(stamps) if fd >= 0 else own.get("pings"),
+        "max_gap": max(gaps) if gaps else None,
+        "own_max_gap": own.get("own_max_gap"),
+        "rss_mb": rss,
+        "cpu_pct": cpu,
+        "disarmed": tail.endswith(b"V") if fd >= 0 else None,
+        "realtime": own.get("realtime"),
+        "memory": own.get("memory"),
+    }
+
+
+def _fmt_gap(value: object) -> str:
+    return f"{float(value) * 1000:8.1f}" if isinstance(value, float) else "       -"
+
+
+def _print(rows: list[dict[str, object]], args: argparse.Namespace) -> bool:
+    where = args.device or "a FIFO stand-in (daemon pings by write; gaps timestamped on arrival)"
+    print(f"keepalive jitter: {args.duration:g} s per run at {args.interval:g} s interval; pings to {where}")
+    print(
+        f"targets: max gap ≤ interval + {GAP_SLACK_S * 1000:.0f} ms, RSS ≤ {RSS_TARGET_MB:g} MB, "
+        f"CPU ≤ {CPU_TARGET_PCT:g} % of a core"
+    )
+    base = _baseline_rss(args.no_site)
+    print(
+        f"interpreter{' (-S)' if args.no_site else ''}: a bare `python3 -c sleep` has RSS {base:.1f} MB here"
+    )
+    print(
+        f"{'backend':8} {'scenario':11} {'pings':>5} {'max gap ms':>10} {'own gap ms':>10} "
+        f"{'RSS MB':>7} {'+interp':>7} {'CPU %':>6}  ok"
+    )
+    all_ok = True
+    for r in rows:
+        gap = r["max_gap"] if r["max_gap"] is not None else r["own_max_gap"]
+        ok = (
+            isinstance(gap, float)
+            and gap <= args.interval + GAP_SLACK_S
+            and float(str(r["rss_mb"])) <= RSS_TARGET_MB
+            and float(str(r["cpu_pct"])) <= CPU_TARGET_PCT
+        )
+        all_ok = all_ok and ok
+        print(
+            f"{r['backend']:8} {r['scenario']:11} {r['pings']!s:>5} {_fmt_gap(r['max_gap']):>10} "
+            f"{_fmt_gap(r['own_max_gap']):>10} {float(str(r['rss_mb'])):7.1f} "
+            f"{float(str(r['rss_mb'])) - base:+7.1f} {float(str(r['cpu_pct'])):6.3f}  "
+            f"{'yes' if ok else 'NO'}"
+        )
+    for r in rows[:1]:
+        print(f"daemon: {r['realtime']}; memory {r['memory']}")
+    print(
+        f"magic close seen at the end of every stand-in run: {all(r['disarmed'] is not False for r in rows)}"
+    )
+    return all_ok
+
+
+def _native_available() -> bool:
+    import subprocess
+
+    probe = subprocess.run(
+        [sys.executable, "-c", "import bootguard._native_wd"],
+        env={**os.environ, "PYTHONPATH": ROOT},
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds per run (default 60)")
+    ap.add_argument("--interval", type=float, default=1.0, help="ping interval (default 1 s)")
+    ap.add_argument("--timeout", type=int, default=10, help="watchdog timeout to set (default 10 s)")
+    ap.add_argument("--device", help="ping a real watchdog device instead of the FIFO stand-in")
+    ap.add_argument("--backends", default="cffi,python", help="comma-separated (default cffi,python)")
+    ap.add_argument("--no-site", action="store_true", help="start the daemon with -S (no .pth files run)")
+    ap.add_argument("--serve", metavar="PATH", help=argparse.SUPPRESS)
+    ap.add_argument("--stand-in", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        return serve(args.serve, args.interval, args.timeout, args.stand_in)
+    backends = [b for b in args.backends.split(",") if b]
+    if "cffi" in backends and not _native_available():
+        print(
+            "cffi backend not built (python3 c_ext/watchdog_build.py): measuring python only", file=sys.stderr
+        )
+        backends.remove("cffi")
+    try:
+        # RESET_ON_FORK: the hogs and the daemon start as normal tasks (RT hogs would starve everything).
+        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(20))
+        print("receiver: SCHED_FIFO 20 (so its own wake-up does not count as daemon jitter)")
+    except PermissionError:
+        print("receiver: normal priority (SCHED_FIFO not permitted): gaps include its wake-up latency")
+    rows = [measure(b, load, args) for b in backends for load in (False, True)]
+    return 0 if _print(rows, args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
