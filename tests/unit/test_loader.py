@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bootguard.model.entry import BootEntry, IdScheme, Partition
@@ -185,7 +185,15 @@ _ENTRIES = st.builds(entry, _FILES, _BODIES)
 @_RELAXED
 @given(_ENTRIES, _ENTRIES, _ENTRIES, st.sampled_from(list(IdScheme)))
 def test_compare_is_a_total_order(a: BootEntry, b: BootEntry, c: BootEntry, scheme: IdScheme) -> None:
-    """boot_entry_compare is antisymmetric and transitive, so the menu order is well defined."""
+    """boot_entry_compare is antisymmetric and transitive, so the menu order is well defined.
+
+    Except, as upstream, for twins (one entry with and without a counter, unsupported by systemd:
+    issue 15667): the counter tiebreak applies only when both are counted, so an uncounted twin ties
+    with two counted ones that do not tie with each other. `bootguard arm` refuses to create twins.
+    """
+    ids = {e.id(scheme) for e in (a, b, c)}
+    counted = {e.counter is not None for e in (a, b, c)}
+    assume(not (len(ids) < 3 and counted == {True, False}))
     assert compare_entries(a, b, scheme) == -compare_entries(b, a, scheme)
     assert compare_entries(a, a, scheme) == 0
     for x, y, z in itertools.permutations((a, b, c)):
