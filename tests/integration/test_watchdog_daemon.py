@@ -126,7 +126,10 @@ def test_sigterm_disarms_or_hands_off(
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     times = [t for t, _ in pings]
-    assert len(times) >= 7 and max(b - a for a, b in itertools.pairwise(times)) < 0.3
+    # Behaviour, not timing (jitter is bench/watchdog_jitter.py's job): it kept pinging, well inside
+    # any timeout, even on a loaded machine.
+    assert len(times) >= 3
+    assert max(b - a for a, b in itertools.pairwise(times)) < 1.0
     assert set(b"".join(data for _, data in pings)) == {0}
     assert out.split()[:2] == [backend, "disarmed" if mode == "disarm" else "handed-off"]
     assert tail.endswith(b"V") if mode == "disarm" else b"V" not in tail
@@ -152,7 +155,6 @@ def test_sd_notify_ready_status_and_service_watchdog(
     backend: str, fifo: Path, tmp_path: Path, spawn: list[subprocess.Popen[str]]
 ) -> None:
     """Through the real sdnotify package: READY=1 with STATUS, then WATCHDOG=1 at WATCHDOG_USEC/2."""
-    pytest.importorskip("sdnotify")
     sock_path = tmp_path / "notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
