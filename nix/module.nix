@@ -1,0 +1,762 @@
+# NixOS module for bootguard: services.bootguard. See docs/nixos.md.
+#
+# What it wires (each piece is described in docs/nixos.md):
+#   initrd     bootguard-initrd.service in the systemd initrd (mirrors initrd/bootguard-initrd.service)
+#              with a minimal Python tree (initrd-python.nix) in boot.initrd.systemd.storePaths
+#   kernel     panic=10
+#   watchdog   armed in the initrd, then owned by systemd PID 1 (RuntimeWatchdogSec) or by
+#              bootguard-keepalive.service
+#   validator  /etc/bootguard/checks.toml, bootguard-validate.service before boot-complete.target,
+#              the boot deadline timer, systemd-bless-boot masked (one blesser)
+#   trials     boot.loader.systemd-boot.extraInstallCommands stages each newly installed default as a
+#              trial (stage-trial.sh), only while a golden generation is pinned
+#   gitops     bootguard-upgrade.service + timer (and bootguard-commit.service with autoPush)
+#   state      /var/lib/bootguard (0700)
+{
+  config,
+  lib,
+  options,
+  pkgs,
+  utils,
+  ...
+}:
+
+let
+  cfg = config.services.bootguard;
+  roles = import ./roles.nix;
+  toml = pkgs.formats.toml { };
+  python = cfg.package.python or pkgs.python3;
+
+  exe = lib.getExe cfg.package;
+  stateDir = "/var/lib/bootguard";
+  esp = config.boot.loader.efi.efiSysMountPoint;
+  xbootldr = config.boot.loader.systemd-boot.xbootldrMountPoint;
+  # Global options first, then the command: `bootguard --esp /boot validate …`.
+  globalArgs = [
+    "--esp"
+    esp
+  ]
+  ++ lib.optionals (xbootldr != null) [
+    "--xbootldr"
+    xbootldr
+  ];
+  bg = args: utils.escapeSystemdExecArgs ([ exe ] ++ globalArgs ++ args);
+
+  # ---------------------------------------------------------------------------------- validator
+  checkKinds = [
+    "command"
+    "tcp"
+    "http"
+    "dns"
+    "ping"
+    "unit"
+    "no-failed-units"
+    "path"
+    "disk"
+    "script"
+  ];
+  notifierKinds = [
+    "ntfy"
+    "webhook"
+    "smtp"
+    "forge-issue"
+  ];
+  # Inline secrets are refused here as in bootguard/validator/config.py: name a file (`*_file`).
+  secretKeys = [
+    "token"
+    "password"
+    "secret"
+    "api_key"
+  ];
+  dropNulls = lib.filterAttrs (_: v: v != null);
+
+  checkModule = {
+    freeformType = toml.type;
+    options = {
+      name = lib.mkOption {
+        type = lib.types.str;
+        description = "Name of the check (unique; other checks refer to it in `after`).";
+      };
+      kind = lib.mkOption {
+        type = lib.types.enum checkKinds;
+        description = "What the check does; the kind-specific keys are in docs/validator.md.";
+      };
+      required = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Whether a failure rejects the boot (false: reported only).";
+      };
+      command = lib.mkOption {
+        type = lib.types.nullOr (lib.types.listOf lib.types.str);
+        default = null;
+        description = "argv of a `command` check (never run through a shell).";
+      };
+      host = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "Host of a `tcp`, `dns` or `ping` check.";
+      };
+      port = lib.mkOption {
+        type = lib.types.nullOr lib.types.port;
+        default = null;
+        description = "Port of a `tcp` check.";
+      };
+      url = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "URL of an `http` check.";
+      };
+      timeout = lib.mkOption {
+        type = lib.types.nullOr lib.types.number;
+        default = null;
+        description = "Seconds one attempt may take (bootguard's default: 10).";
+      };
+      retries = lib.mkOption {
+        type = lib.types.nullOr lib.types.ints.unsigned;
+        default = null;
+        description = "Attempts after the first (bootguard's default: 0).";
+      };
+      grace = lib.mkOption {
+        type = lib.types.nullOr lib.types.number;
+        default = null;
+        description = "Seconds to wait before the first attempt (bootguard's default: 0).";
+      };
+      after = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        description = "Names of checks that must pass before this one runs.";
+      };
+    };
+  };
+
+  notifyModule = {
+    freeformType = toml.type;
+    options.kind = lib.mkOption {
+      type = lib.types.enum notifierKinds;
+      description = "Notifier kind; its keys are in docs/validator.md. Secrets only as `*_file`.";
+    };
+  };
+
+  checksToml = toml.generate "checks.toml" {
+    validator = {
+      inherit (cfg.validator) deadline;
+      on_failure = cfg.validator.onFailure;
+    }
+    // cfg.validator.settings;
+    check = map dropNulls cfg.checks;
+    notify = cfg.notify;
+  };
+  # Parsed at build time by bootguard's own loader, so a typo fails `nixos-rebuild`, not the boot.
+  checksFile = pkgs.runCommand "bootguard-checks.toml" { } ''
+    ${cfg.package}/libexec/bootguard/check-config ${checksToml}
+    cp ${checksToml} "$out"
+  '';
+
+  notifyKeys = lib.concatMap builtins.attrNames cfg.notify;
+  notifyFiles = lib.concatMap (
+    n: lib.mapAttrsToList (_: v: v) (lib.filterAttrs (k: _: lib.hasSuffix "_file" k) n)
+  ) cfg.notify;
+  loadCredentials = lib.mapAttrsToList (name: path: "${name}:${path}") cfg.credentials;
+
+  validateArgs = [
+    "validate"
+    "--config"
+    "/etc/bootguard/checks.toml"
+  ]
+  ++ lib.optionals (cfg.promoteAfter != null) [
+    "--promote-after"
+    (toString cfg.promoteAfter)
+  ];
+
+  # ------------------------------------------------------------------------------------- initrd
+  initrdPython = pkgs.callPackage ./initrd-python.nix {
+    inherit python;
+    bootguard = cfg.package;
+  };
+  initrdArgs = [
+    "--state-dir"
+    "/sysroot${stateDir}"
+    "initrd"
+    "--mount-esp"
+  ]
+  ++ lib.optionals cfg.watchdog.enable [
+    "--watchdog-timeout"
+    (toString cfg.watchdog.timeout)
+    "--watchdog-device"
+    cfg.watchdog.device
+  ];
+
+  # -------------------------------------------------------------------------------------- trials
+  stageTrial = pkgs.writeShellApplication {
+    name = "bootguard-stage-trial";
+    runtimeInputs = [
+      cfg.package
+      pkgs.jq
+      pkgs.gawk
+    ];
+    text = builtins.readFile ./stage-trial.sh;
+  };
+
+  # -------------------------------------------------------------------------------------- gitops
+  g = cfg.gitops;
+  upgradeArgs = [
+    "upgrade"
+    "--repo"
+    g.repo
+    "--branch"
+    g.branch
+    "--remote"
+    g.remote
+    "--strategy"
+    g.strategy
+    "--mode"
+    g.mode
+    "--build-command"
+    g.buildCommand
+    "--switch-command"
+    g.switchCommand
+  ]
+  ++ lib.optionals (g.validateCommand != null) [
+    "--validate-command"
+    g.validateCommand
+  ]
+  ++ lib.optional g.verifySignatures "--verify-signatures";
+  commitArgs = [
+    "commit"
+    "--repo"
+    g.repo
+    "--branch"
+    g.branch
+    "--push"
+  ];
+  gitopsEnv = config.nix.envVars // { HOME = "/root"; } // config.networking.proxy.envVars;
+  gitopsPath = [
+    pkgs.coreutils
+    pkgs.gitMinimal
+    config.nix.package.out
+    config.system.build.nixos-rebuild
+  ];
+
+  # systemd.settings.Manager replaced systemd.watchdog.* in current nixpkgs; older releases only have
+  # the latter (where the new name does not exist, defining it would be an error).
+  managerWatchdog =
+    let
+      settings = {
+        RuntimeWatchdogSec = "${toString cfg.watchdog.runtimeSec}s";
+        WatchdogDevice = cfg.watchdog.device;
+      };
+    in
+    if options.systemd ? settings then
+      { systemd.settings.Manager = settings; }
+    else
+      {
+        systemd.watchdog = {
+          runtimeTime = settings.RuntimeWatchdogSec;
+          device = settings.WatchdogDevice;
+        };
+      };
+
+  # RuntimeWatchdogSec as configured by anyone (null: PID 1 leaves the watchdog alone).
+  managerRuntime =
+    if options.systemd ? settings then
+      config.systemd.settings.Manager.RuntimeWatchdogSec or null
+    else
+      config.systemd.watchdog.runtimeTime or null;
+
+  # Role presets: every value at mkDefault priority. The attribute names come from roles.nix alone
+  # (never from config), so selecting a role cannot recurse into the options it sets.
+  presets = lib.mkMerge (
+    lib.mapAttrsToList (
+      name: preset: lib.mkIf (cfg.role == name) (lib.mapAttrsRecursive (_: lib.mkDefault) preset)
+    ) roles
+  );
+
+  separateVar = lib.filter (
+    m: lib.hasAttr m config.fileSystems && !config.fileSystems.${m}.neededForBoot
+  ) [
+    "/var"
+    "/var/lib"
+  ];
+in
+{
+  options.services.bootguard = {
+    enable = lib.mkEnableOption "bootguard: boot counting with a golden fallback, watchdog, validator and GitOps";
+
+    package = lib.mkOption {
+      type = lib.types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The bootguard package.";
+    };
+
+    role = lib.mkOption {
+      type = lib.types.nullOr (
+        lib.types.enum [
+          "server"
+          "workstation"
+        ]
+      );
+      default = null;
+      description = ''
+        Preset for the options below (see nix/roles.nix); each preset value can be overridden.
+        `server`: 2 tries, watchdog 60 s then RuntimeWatchdogSec=30s, reboot on a failed check,
+        upgrades with `switch`. `workstation`: 3 tries, watchdog 120 s then 60 s, only report a failed
+        check (never reboot under a user), upgrades with `boot`.
+      '';
+    };
+
+    tries = lib.mkOption {
+      type = lib.types.ints.between 1 100;
+      default = 2;
+      description = "Failed boots of a trial before the loader falls back to golden (`bootguard trial --tries`).";
+    };
+
+    promoteAfter = lib.mkOption {
+      type = lib.types.nullOr lib.types.ints.positive;
+      default = null;
+      description = "Promote a passed trial to golden after this many good boots (`bootguard validate --promote-after`); null: never automatically.";
+    };
+
+    stageTrials = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Stage every generation that `nixos-rebuild boot|switch` installs as a trial (only while a golden generation is pinned).";
+    };
+
+    watchdog = {
+      enable = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Arm the hardware watchdog in the initrd and keep it owned until shutdown.";
+      };
+      device = lib.mkOption {
+        type = lib.types.str;
+        default = "/dev/watchdog0";
+        description = "Watchdog device, the same for the initrd step and for its next owner.";
+      };
+      timeout = lib.mkOption {
+        type = lib.types.ints.between 1 65535;
+        default = 60;
+        description = "Timeout (seconds) the initrd step arms the watchdog with; it must cover switch-root and PID 1's start-up.";
+      };
+      runtimeSec = lib.mkOption {
+        type = lib.types.ints.between 1 65535;
+        default = lib.max 1 (cfg.watchdog.timeout / 2);
+        defaultText = lib.literalExpression "max 1 (watchdog.timeout / 2)";
+        description = "Timeout (seconds) of the owner after the initrd: systemd's RuntimeWatchdogSec, or `bootguard watchdog run --timeout`.";
+      };
+      handOffToSystemd = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "Let systemd PID 1 own the watchdog (RuntimeWatchdogSec); false: bootguard-keepalive.service feeds it.";
+      };
+      kernelModules = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "i6300esb" ];
+        description = "Watchdog drivers to load in the initrd, so that the device exists when the early-boot step runs.";
+      };
+    };
+
+    checks = lib.mkOption {
+      type = lib.types.listOf (lib.types.submodule checkModule);
+      default = [ ];
+      example = lib.literalExpression ''
+        [
+          { name = "sshd"; kind = "unit"; unit = "sshd.service"; }
+          { name = "web"; kind = "http"; url = "http://localhost/health"; retries = 3; after = [ "sshd" ]; }
+        ]
+      '';
+      description = "Health checks, rendered to `[[check]]` tables of /etc/bootguard/checks.toml (keys as in docs/validator.md).";
+    };
+
+    validator = {
+      deadline = lib.mkOption {
+        type = lib.types.number;
+        default = 300;
+        description = "Seconds the whole validator run may take (`[validator] deadline`).";
+      };
+      onFailure = lib.mkOption {
+        type = lib.types.strMatching "reboot|report|reboot-after:[0-9]+(\\.[0-9]+)?";
+        default = "reboot";
+        description = "What a failed required check leads to after the entry is marked bad: `reboot`, `reboot-after:SECONDS` or `report`.";
+      };
+      bootDeadline = lib.mkOption {
+        type = lib.types.str;
+        default = "15min";
+        description = "OnBootSec of bootguard-boot-deadline.timer: a boot that has not reached boot-complete.target by then is rejected.";
+      };
+      settings = lib.mkOption {
+        type = toml.type;
+        default = { };
+        example = {
+          metrics_file = "/var/lib/prometheus-node-exporter/bootguard.prom";
+        };
+        description = "Further `[validator]` keys (metrics_file, dropin_dirs, script_timeout, sequential_scripts).";
+      };
+      path = lib.mkOption {
+        type = lib.types.listOf lib.types.package;
+        default = [ ];
+        description = "Packages on the PATH of the validator (for `command` checks); ping comes with iputils.";
+      };
+    };
+
+    notify = lib.mkOption {
+      type = lib.types.listOf (lib.types.submodule notifyModule);
+      default = [ ];
+      example = lib.literalExpression ''
+        [ { kind = "ntfy"; url = "https://ntfy.example.net"; topic = "hosts"; token_file = "ntfy-token"; } ]
+      '';
+      description = ''
+        Notifiers, rendered to `[[notify]]` tables. Secrets only as `*_file` keys naming a credential
+        from `credentials` (relative name) or an absolute path outside the Nix store; never inline.
+      '';
+    };
+
+    credentials = lib.mkOption {
+      type = lib.types.attrsOf lib.types.str;
+      default = { };
+      example = {
+        ntfy-token = "/run/keys/ntfy-token";
+      };
+      description = "Secret files handed to the validator with systemd LoadCredential= (name → path on the host, outside the Nix store).";
+    };
+
+    gitops = {
+      enable = lib.mkEnableOption "pulling, building, validating and switching the configuration repository on a timer";
+      repo = lib.mkOption {
+        type = lib.types.str;
+        example = "/etc/nixos";
+        description = "The configuration repository (a flake) on this host.";
+      };
+      branch = lib.mkOption {
+        type = lib.types.str;
+        default = "dev";
+        description = "Branch to follow (and to commit on with autoPush).";
+      };
+      remote = lib.mkOption {
+        type = lib.types.str;
+        default = "origin";
+        description = "Remote to fetch from.";
+      };
+      strategy = lib.mkOption {
+        type = lib.types.enum [
+          "prefer-remote"
+          "prefer-local"
+          "abort"
+        ];
+        default = "abort";
+        description = "What to do when local commits conflict with the remote (nothing is ever lost).";
+      };
+      autoPush = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Before each upgrade, commit the host's changes (refusing secrets) and push them (`bootguard commit --push`).";
+      };
+      flake = lib.mkOption {
+        type = lib.types.str;
+        default = config.networking.hostName;
+        defaultText = lib.literalExpression "config.networking.hostName";
+        description = "nixosConfigurations attribute of this host in the repository's flake.";
+      };
+      buildCommand = lib.mkOption {
+        type = lib.types.str;
+        default = "nixos-rebuild build --flake ${g.repo}#${g.flake}";
+        defaultText = lib.literalExpression ''"nixos-rebuild build --flake ''${repo}#''${flake}"'';
+        description = "Build command (split like a shell would, never run by one; {host} {mode} {commit} {repo} are replaced).";
+      };
+      switchCommand = lib.mkOption {
+        type = lib.types.str;
+        default = "nixos-rebuild {mode} --flake ${g.repo}#${g.flake}";
+        defaultText = lib.literalExpression ''"nixos-rebuild {mode} --flake ''${repo}#''${flake}"'';
+        description = "Switch command; {mode} becomes gitops.mode.";
+      };
+      validateCommand = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        description = "Pre-switch validation command (null: none).";
+      };
+      mode = lib.mkOption {
+        type = lib.types.enum [
+          "switch"
+          "boot"
+          "test"
+        ];
+        default = "switch";
+        description = "nixos-rebuild verb of the switch command.";
+      };
+      dates = lib.mkOption {
+        type = lib.types.str;
+        default = "daily";
+        description = "When to upgrade (systemd.time(7) calendar event).";
+      };
+      randomizedDelaySec = lib.mkOption {
+        type = lib.types.str;
+        default = "30min";
+        description = "RandomizedDelaySec of the upgrade timer.";
+      };
+      verifySignatures = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Require `git verify-commit` to pass on new commits.";
+      };
+    };
+  };
+
+  config = lib.mkIf cfg.enable (
+    lib.mkMerge [
+      { services.bootguard = presets; }
+
+      {
+        assertions = [
+          {
+            assertion = config.boot.initrd.systemd.enable;
+            message = "services.bootguard needs boot.initrd.systemd.enable = true: its early-boot step (bootguard-initrd.service) runs in the systemd initrd.";
+          }
+          {
+            assertion = config.boot.loader.systemd-boot.enable;
+            message = "services.bootguard needs boot.loader.systemd-boot.enable = true: the fallback is systemd-boot's boot counting.";
+          }
+          {
+            assertion = !(config.boot.loader.systemd-boot.bootCounting.enable or false);
+            message = "services.bootguard and boot.loader.systemd-boot.bootCounting.enable both count and bless boots; keep only services.bootguard.";
+          }
+          {
+            assertion = !((config.boot.initrd.systemd.settings.Manager or { }) ? RuntimeWatchdogSec)
+              && !(lib.hasInfix "RuntimeWatchdogSec" (config.boot.initrd.systemd.extraConfig or ""));
+            message = "services.bootguard arms the watchdog in the initrd; systemd in the initrd must not open it too (remove RuntimeWatchdogSec from the initrd's systemd configuration).";
+          }
+          {
+            assertion = cfg.watchdog.handOffToSystemd || !cfg.watchdog.enable || managerRuntime == null;
+            message = "services.bootguard.watchdog.handOffToSystemd = false: bootguard-keepalive.service feeds the watchdog, so systemd must not (unset RuntimeWatchdogSec).";
+          }
+          {
+            assertion = !(lib.any (k: lib.elem k secretKeys) notifyKeys);
+            message = "services.bootguard.notify: put secrets in files and use the *_file keys (token_file, password_file, …), never ${lib.concatStringsSep "/" secretKeys} inline.";
+          }
+          {
+            assertion = !(lib.any (p: lib.hasPrefix builtins.storeDir (toString p)) (notifyFiles ++ builtins.attrValues cfg.credentials));
+            message = "services.bootguard: secret files must not be in the Nix store (it is world-readable); give a path on the host, e.g. /run/keys/….";
+          }
+          {
+            assertion = !(g.enable && config.system.autoUpgrade.enable);
+            message = "services.bootguard.gitops and system.autoUpgrade both upgrade this host; enable only one.";
+          }
+        ];
+
+        warnings =
+          lib.optional (config.boot.loader.systemd-boot.configurationLimit != null) ''
+            services.bootguard: boot.loader.systemd-boot.configurationLimit is set. The GC root of
+            `bootguard pin-golden` keeps golden's store paths, but systemd-boot's installer still
+            deletes the kernel and initrd of generations beyond the limit from the ESP; keep the limit
+            large enough that golden stays within it.''
+          ++ map (m: ''
+            services.bootguard: ${m} is a separate file system that the initrd does not mount, so the
+            early-boot step would write under /sysroot${m} on the root file system; set
+            fileSystems."${m}".neededForBoot = true.'') separateVar;
+
+        environment.systemPackages = [ cfg.package ];
+        environment.etc."bootguard/checks.toml".source = checksFile;
+
+        systemd.tmpfiles.rules = [ "d ${stateDir} 0700 root root -" ];
+
+        # A panic before the initrd step (or anywhere) reboots, and systemd-boot has already counted
+        # the attempt.
+        boot.kernelParams = [ "panic=10" ];
+      }
+
+      # ---------------------------------------------------------------------------------- initrd
+      {
+        boot.initrd.availableKernelModules = [
+          # `bootguard initrd --mount-esp` mounts the ESP (vfat) named by LoaderDevicePartUUID.
+          "vfat"
+          "nls_cp437"
+          "nls_iso8859-1"
+        ];
+        boot.initrd.kernelModules = cfg.watchdog.kernelModules;
+        boot.initrd.systemd.storePaths = [ "${initrdPython}" ];
+
+        # Mirrors initrd/bootguard-initrd.service; only ExecStart differs: the minimal interpreter
+        # runs `-I -S -m bootguard` directly with the options initrd/bootguard-initrd would pass
+        # (plus --watchdog-device, so that the initrd and the next owner use the same device).
+        boot.initrd.systemd.services.bootguard-initrd = {
+          description = "bootguard early-boot step (assess the last boot, arm the watchdog)";
+          wantedBy = [ "initrd.target" ];
+          after = [
+            "sysroot.mount"
+            "sys-firmware-efi-efivars.mount"
+            "systemd-modules-load.service"
+          ];
+          wants = [ "sys-firmware-efi-efivars.mount" ];
+          before = [
+            "initrd-switch-root.target"
+            "initrd-cleanup.service"
+          ];
+          unitConfig = {
+            DefaultDependencies = false;
+            ConditionPathExists = "/etc/initrd-release";
+          };
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = utils.escapeSystemdExecArgs (
+              [
+                "${initrdPython}/bin/python3"
+                "-I"
+                "-S"
+                "-m"
+                "bootguard"
+              ]
+              ++ initrdArgs
+            );
+            # A failure of bootguard itself must never stop the boot: the loader's counter still counts.
+            SuccessExitStatus = "0 1 2 3 4 5";
+            StandardOutput = "journal+console";
+          };
+        };
+      }
+
+      # -------------------------------------------------------------------------------- watchdog
+      (lib.mkIf (cfg.watchdog.enable && cfg.watchdog.handOffToSystemd) managerWatchdog)
+
+      (lib.mkIf (cfg.watchdog.enable && !cfg.watchdog.handOffToSystemd) {
+        systemd.services.bootguard-keepalive = {
+          description = "bootguard: keep the hardware watchdog fed";
+          wantedBy = [ "sysinit.target" ];
+          before = [
+            "sysinit.target"
+            "shutdown.target"
+          ];
+          conflicts = [ "shutdown.target" ];
+          unitConfig.DefaultDependencies = false;
+          serviceConfig = {
+            Type = "notify";
+            NotifyAccess = "main";
+            # --handoff: stopping closes without the magic 'V', so a hung shutdown still ends in a reset.
+            ExecStart = bg [
+              "watchdog"
+              "run"
+              "--device"
+              cfg.watchdog.device
+              "--timeout"
+              (toString cfg.watchdog.runtimeSec)
+              "--handoff"
+            ];
+            WatchdogSec = "30s";
+            Restart = "always";
+            RestartSec = "1s";
+          };
+        };
+      })
+
+      # ------------------------------------------------------------------------------- validator
+      {
+        systemd.packages = [ cfg.package ];
+
+        systemd.services.bootguard-validate = {
+          wantedBy = [ "multi-user.target" ];
+          requiredBy = [ "boot-complete.target" ];
+          # A switch must not re-decide a boot that was decided (and maybe reboot the host).
+          restartIfChanged = false;
+          path = [ pkgs.iputils ] ++ cfg.validator.path;
+          serviceConfig = {
+            ExecStart = [
+              ""
+              (bg validateArgs)
+            ];
+            LoadCredential = loadCredentials;
+          };
+        };
+
+        systemd.services.bootguard-boot-deadline = {
+          restartIfChanged = false;
+          path = [ pkgs.iputils ] ++ cfg.validator.path;
+          serviceConfig = {
+            ExecStart = [
+              ""
+              (bg (validateArgs ++ [ "--boot-deadline" ]))
+            ];
+            LoadCredential = loadCredentials;
+          };
+        };
+
+        systemd.timers.bootguard-boot-deadline = {
+          wantedBy = [ "sysinit.target" ];
+          timerConfig.OnBootSec = [
+            ""
+            cfg.validator.bootDeadline
+          ];
+        };
+
+        # Not among NixOS's default units on every release; the same as systemd's own.
+        systemd.targets.boot-complete = {
+          description = "Boot Completion Check";
+          documentation = [ "man:systemd.special(7)" ];
+          requires = [ "sysinit.target" ];
+          after = [ "sysinit.target" ];
+          unitConfig.DefaultDependencies = false;
+        };
+
+        # One blesser: systemd-bless-boot would bless the trial before the checks ran (greenboot
+        # issue 108). enable = false masks it (a /dev/null unit), whatever pulls it in.
+        systemd.services.systemd-bless-boot.enable = false;
+      }
+
+      # ---------------------------------------------------------------------------------- trials
+      (lib.mkIf cfg.stageTrials {
+        boot.loader.systemd-boot.extraInstallCommands = ''
+          ${lib.getExe stageTrial} ${
+            lib.escapeShellArgs (
+              globalArgs
+              ++ [
+                "--tries"
+                (toString cfg.tries)
+              ]
+            )
+          }
+        '';
+      })
+
+      # ---------------------------------------------------------------------------------- gitops
+      (lib.mkIf g.enable {
+        systemd.services.bootguard-upgrade = {
+          description = "bootguard: pull, build, validate and switch the configuration repository";
+          # The switch may restart units; this one must not be killed halfway by its own switch.
+          restartIfChanged = false;
+          unitConfig.X-StopOnRemoval = false;
+          after = [ "network-online.target" ];
+          wants = [ "network-online.target" ] ++ lib.optional g.autoPush "bootguard-commit.service";
+          environment = gitopsEnv;
+          path = gitopsPath;
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = bg upgradeArgs;
+            # 7 = update not applied or rolled back, 8 = git conflict stopped: both are failures the
+            # unit must show, so no SuccessExitStatus here.
+          };
+          startAt = g.dates;
+        };
+        systemd.timers.bootguard-upgrade.timerConfig = {
+          RandomizedDelaySec = g.randomizedDelaySec;
+          Persistent = true;
+        };
+      })
+
+      (lib.mkIf (g.enable && g.autoPush) {
+        systemd.services.bootguard-commit = {
+          description = "bootguard: commit and push this host's configuration changes";
+          restartIfChanged = false;
+          after = [ "network-online.target" ];
+          wants = [ "network-online.target" ];
+          # Before the upgrade, which wants it without requiring it: a failed push must not stop updates.
+          before = [ "bootguard-upgrade.service" ];
+          environment = gitopsEnv;
+          path = gitopsPath;
+          serviceConfig = {
+            Type = "oneshot";
+            ExecStart = bg commitArgs;
+          };
+        };
+      })
+    ]
+  );
+}
