@@ -16,41 +16,75 @@ import tempfile
 from bootguard.errors import BootguardError
 from bootguard.seams import proc
 
-PROBE_ARGS = ("-s", "-S", "-X", "importtime", "-m", "bootguard")
+# Modules the early-boot step loads through importlib (invisible to a static scan) or only on paths a
+# sandbox cannot reach (arming a real device, mounting the ESP).
+EXPLICIT = (
+    "bootguard.cli.commands.initrd",
+    "bootguard.seams._wd_python",
+    "bootguard.seams._wd_native",
+    "encodings.utf_16_le",
+    "array",
+    "fcntl",
+    "json",
+    "zlib",
+    "subprocess",
+)
+
+SEP = "\x1f"  # joins one run's arguments into one argv word (argv cannot hold NUL)
+_PROBE = """
+import runpy, sys
+for argv in sys.argv[1:]:
+    sys.argv = ["bootguard", *argv.split(SEP)]
+    try:
+        runpy.run_module("bootguard", run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
+import importlib
+for name in EXPLICIT:
+    importlib.import_module(name)
+for name in sorted(sys.modules):
+    print(name)
+"""
+
+
+def _sandbox(tmp: str) -> list[str]:
+    """A realistic host tree: a counted trial booted, a watchdog reset seen, a panic log kept."""
+    import struct
+
+    for d in ("esp/loader/entries", "efivars", "state", "sysfs/watchdog0", "pstore"):
+        os.makedirs(os.path.join(tmp, d))
+    with open(os.path.join(tmp, "esp/loader/entries/a+1-1.conf"), "w", encoding="ascii") as f:
+        f.write("title a\nversion 1\nlinux /k\n")
+    with open(os.path.join(tmp, "esp/loader/loader.conf"), "w", encoding="ascii") as f:
+        f.write("default a*\n")
+    guid = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+    for name, value in (("LoaderInfo", "systemd-boot 252.39-1~deb12u2"),
+                        ("LoaderBootCountPath", "\\loader\\entries\\a+1-1.conf"),
+                        ("LoaderEntrySelected", "a+2.conf")):
+        with open(os.path.join(tmp, "efivars", f"{name}-{guid}"), "wb") as f:
+            f.write(struct.pack("<I", 6) + (value + "\0").encode("utf-16-le"))
+    for name, value in (("identity", "i6300ESB timer"), ("bootstatus", "32"), ("timeout", "30")):
+        with open(os.path.join(tmp, "sysfs/watchdog0", name), "w", encoding="ascii") as f:
+            f.write(value + "\n")
+    with open(os.path.join(tmp, "pstore/dmesg-efi-1"), "w", encoding="ascii") as f:
+        f.write("Kernel panic - not syncing\n")
+    common = ["--esp", f"{tmp}/esp", "--efivars", f"{tmp}/efivars", "--state-dir", f"{tmp}/state", "initrd",
+              "--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
+    return [SEP.join([*common, "--boot-id", f"probe-{n}"]) for n in (1, 2)]
 
 
 def _probe_modules(python: str) -> list[str]:
-    """Names of the modules the early-boot step imports, in import order."""
+    """Names of every module the early-boot step has loaded after two real runs on a sandbox."""
     with tempfile.TemporaryDirectory(prefix="bootguard-probe-") as tmp:
-        for d in ("esp/loader/entries", "efivars", "state", "sysfs", "pstore"):
-            os.makedirs(os.path.join(tmp, d))
-        argv = [
-            python,
-            *PROBE_ARGS,
-            "--esp",
-            f"{tmp}/esp",
-            "--efivars",
-            f"{tmp}/efivars",
-            "--state-dir",
-            f"{tmp}/state",
-            "initrd",
-            "--dry-run",
-            "--watchdog-sysfs",
-            f"{tmp}/sysfs",
-            "--pstore",
-            f"{tmp}/pstore",
-        ]
+        script = _PROBE.replace("EXPLICIT", repr(EXPLICIT)).replace("SEP", repr(SEP))
+        argv = [python, "-s", "-S", "-c", script, *_sandbox(tmp)]
         env = {"PYTHONPATH": _package_root(), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         done = proc.run(argv, env=env, check=False, timeout=60)
     if not done.ok:
-        raise BootguardError(f"the early-boot probe failed: {done.stderr.strip().splitlines()[-1:]}")
-    names = []
-    for line in done.stderr.splitlines():
-        if line.startswith("import time:") and "|" in line:
-            name = line.rsplit("|", 1)[1].strip()
-            if name and name != "imported package":
-                names.append(name)
-    return names
+        last = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise BootguardError(f"the early-boot probe failed: {last[0]}")
+    return [line for line in done.stdout.splitlines() if line and not line.startswith("bootguard-initrd")]
 
 
 def _package_root() -> str:
@@ -65,7 +99,7 @@ def _module_files(python: str, names: list[str]) -> list[str]:
         "import importlib.util,sys\n"
         "for n in sys.argv[1:]:\n"
         "    try: s = importlib.util.find_spec(n)\n"
-        "    except ImportError: s = None\n"
+        "    except (ImportError, ValueError): s = None\n"
         "    o = getattr(s, 'origin', None)\n"
         "    if o and o not in ('built-in', 'frozen'): print(o)\n"
     )
@@ -101,7 +135,9 @@ def collect(python: str | None = None) -> dict[str, list[str]]:
     interpreter = os.path.realpath(python or sys.executable)
     files = _module_files(interpreter, _probe_modules(interpreter))
     root = _package_root()
-    own = sorted({f for f in files if f.startswith(root + os.sep)})
+    # `python -m bootguard` runs __main__.py as __main__, so the probe cannot import it by name.
+    main_py = os.path.join(root, "bootguard", "__main__.py")
+    own = sorted({f for f in [*files, main_py] if f.startswith(root + os.sep)})
     stdlib = sorted({f for f in files if f not in own})
     extensions = [f for f in stdlib if f.endswith(".so")]
     libs = sorted(set(_shared_libraries([interpreter, *extensions])))
