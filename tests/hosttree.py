@@ -35,6 +35,9 @@ class HostTree:
         self.state = root / "state"
         (self.esp / "loader" / "entries").mkdir(parents=True)
         self.efivars.mkdir()
+        # The images entry_text() refers to, so that golden's images can be copied.
+        (self.esp / "vmlinuz").write_bytes(b"kernel")
+        (self.esp / "initrd.img").write_bytes(b"initrd")
 
     # --- ESP ---------------------------------------------------------------------------------------
     def add_entry(self, filename: str, text: str | None = None, **kw: str) -> Path:

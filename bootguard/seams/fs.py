@@ -225,3 +225,24 @@ class UnsafeFileError(BootguardError):
         super().__init__(f"{path} {problem}; refusing to use it")
         self.path = path
         self.problem = problem
+
+
+def copy_durably(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy a file to `dst` atomically (temp file, fsync, rename, directory fsync)."""
+    import shutil
+
+    dst = os.fspath(dst)
+    tmp = f"{dst}.tmp.{os.getpid()}"
+    try:
+        shutil.copyfile(src, tmp)
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(os.path.dirname(dst) or ".")

@@ -54,6 +54,11 @@ class Demo:
         return main(["--esp", self.esp, "--efivars", self.efivars, "--state-dir", self.state, *args])
 
     def generation(self, n: int) -> None:
+        images = os.path.join(self.esp, "EFI", "nixos")
+        os.makedirs(images, exist_ok=True)
+        for kind in ("kernel", "initrd"):
+            with open(os.path.join(images, f"{kind}-{n}.efi"), "wb") as f:
+                f.write(f"{kind} of generation {n}".encode())
         path = os.path.join(self.esp, "loader", "entries", f"nixos-generation-{n}.conf")
         with open(path, "w", encoding="utf-8") as f:
             f.write(ENTRY.format(n=n))

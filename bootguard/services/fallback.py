@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from bootguard.errors import RefusedError
+from bootguard.errors import NotFoundError, RefusedError
 from bootguard.model.counter import CountedName
 from bootguard.model.entry import EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from bootguard.model.entry import BootEntry
     from bootguard.model.state import State
     from bootguard.seams.efivars import EfiVars
+    from bootguard.seams.esp import PartitionRoot
     from bootguard.seams.statestore import StateStore
     from bootguard.services.bootview import BootView
 
@@ -104,7 +105,46 @@ def _remove_copies(view: BootView, stem: str) -> list[str]:
     return removed
 
 
-def install_golden_copy(view: BootView, entry: BootEntry) -> str:
+GOLDEN_DIR = "EFI/bootguard/golden"
+_IMAGE_KEYS = (b"linux", b"initrd", b"devicetree", b"efi")
+
+
+def _copy_image(part: PartitionRoot, src_rel: str) -> str:
+    """Copy one kernel/initrd/devicetree into bootguard's own directory; returns its new path."""
+    name = src_rel.rstrip("/").rpartition("/")[2]
+    dst_rel = f"{GOLDEN_DIR}/{name}"
+    src, dst = part.join(src_rel.lstrip("/")), part.join(dst_rel)
+    if not os.path.isfile(src):
+        raise NotFoundError(
+            f"golden's image {src_rel} is missing from {part.root}: golden would not boot",
+            hint="pin an entry whose kernel and initrd are present",
+        )
+    if os.path.abspath(src) != os.path.abspath(dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        fs.copy_durably(src, dst)
+    return dst_rel
+
+
+def own_images(part: PartitionRoot, data: bytes) -> bytes:
+    """Point image lines at copies under EFI/bootguard/golden, so that the installer's clean-up of
+    EFI/nixos (configurationLimit) cannot make golden unbootable; stale copies are removed."""
+    kept: set[str] = set()
+    out = []
+    for line in data.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].lower() in _IMAGE_KEYS:
+            rel = _copy_image(part, parts[1].decode("utf-8", "surrogateescape").strip())
+            kept.add(rel.rpartition("/")[2])
+            out.append(parts[0] + b" /" + rel.encode("utf-8", "surrogateescape"))
+        else:
+            out.append(line)
+    directory = part.join(GOLDEN_DIR)
+    for stale in set(os.listdir(directory) if os.path.isdir(directory) else ()) - kept:
+        os.unlink(os.path.join(directory, stale))
+    return b"\n".join(out) + b"\n"
+
+
+def install_golden_copy(view: BootView, entry: BootEntry, *, copy_images: bool = True) -> str:
     """(Re)write `bootguard-golden.conf` on the partition that holds golden's kernel."""
     part = view.partition_of(entry)
     part.require_writable("write bootguard's golden entry")
@@ -113,6 +153,8 @@ def install_golden_copy(view: BootView, entry: BootEntry) -> str:
         if entry.type is EntryType.TYPE2
         else render_copy(_read(view, entry), GOLDEN_STEM, entry.filename)
     )
+    if copy_images and entry.type is EntryType.TYPE1:
+        data = own_images(part, data)
     for e in view.entries:  # a stale golden copy on the other partition would also match the glob
         if is_golden_copy(e) and e.partition is not entry.partition:
             esp_seam.remove_file(view.partition_of(e), e.path)

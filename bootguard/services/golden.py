@@ -55,17 +55,40 @@ def check_pinnable(entry: BootEntry) -> None:
         )
 
 
+def _store_path(nix_root: str, generation: int) -> str | None:
+    """The store path of a generation (what `system-N-link` points to), or None when not NixOS."""
+    link = os.path.join(nix_root, system_link(generation))
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    # Profile links are relative (`system-7-link -> /nix/store/…` or `…-link -> system-7-link`).
+    for _ in range(8):
+        if target.startswith("/nix/store/"):
+            return target
+        link = os.path.join(os.path.dirname(link), target)
+        try:
+            target = os.readlink(link)
+        except OSError:
+            return None
+    return None
+
+
 def _gc_root(nix_root: str, generation: int) -> str | None:
-    """Point the bootguard GC root at the golden generation, atomically; None when not NixOS."""
-    target = os.path.join(nix_root, system_link(generation))
-    if not os.path.lexists(target):
+    """Point the bootguard GC root at golden's store path, atomically; None when not NixOS.
+
+    The root names the store path itself, not `system-N-link`: `nix-collect-garbage -d` deletes old
+    profile links, which would leave a root to a link dangling and golden collectable.
+    """
+    store = _store_path(nix_root, generation)
+    if store is None:
         return None
     link = os.path.join(nix_root, GCROOT)
     os.makedirs(os.path.dirname(link), exist_ok=True)
     tmp = f"{link}.tmp.{os.getpid()}"
     if os.path.lexists(tmp):
         os.unlink(tmp)
-    os.symlink(os.path.join("/", system_link(generation)), tmp)
+    os.symlink(store, tmp)
     os.replace(tmp, link)
     return link
 

@@ -23,6 +23,8 @@ EXPLICIT = (
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",
+    "encodings.ascii",
+    "encodings.latin_1",
     "array",
     "fcntl",
     "json",
@@ -71,7 +73,8 @@ def _sandbox(tmp: str) -> list[str]:
         f.write("Kernel panic - not syncing\n")
     common = ["--esp", f"{tmp}/esp", "--efivars", f"{tmp}/efivars", "--state-dir", f"{tmp}/state", "initrd",
               "--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
-    return [SEP.join([*common, "--boot-id", f"probe-{n}"]) for n in (1, 2)]
+    # The first run reads the kernel's boot id; the second looks like the next boot.
+    return [SEP.join(common), SEP.join([*common, "--boot-id", "probe-next-boot"])]
 
 
 def _probe_modules(python: str) -> list[str]:
@@ -102,6 +105,9 @@ def _module_files(python: str, names: list[str]) -> list[str]:
         "    except (ImportError, ValueError): s = None\n"
         "    o = getattr(s, 'origin', None)\n"
         "    if o and o not in ('built-in', 'frozen'): print(o)\n"
+        # os is frozen, but the interpreter looks for lib/pythonX.Y/os.py to find its prefix.
+        "import sysconfig, os.path\n"
+        "print(os.path.join(sysconfig.get_paths()['stdlib'], 'os.py'))\n"
     )
     env = {"PYTHONPATH": _package_root()}
     done = proc.run([python, "-s", "-S", "-c", script, *names], env=env, timeout=60)
@@ -151,3 +157,15 @@ def collect(python: str | None = None) -> dict[str, list[str]]:
 
 def size_of(categories: dict[str, list[str]]) -> int:
     return sum(os.path.getsize(p) for files in categories.values() for p in files if os.path.exists(p))
+
+
+INITRD_PYTHONPATH = "/usr/lib/bootguard/python"
+
+
+def destination(path: str) -> str:
+    """Where a listed file goes in the initramfs: bootguard's own modules under INITRD_PYTHONPATH
+    (the wrapper puts it on sys.path; -I -S leaves site-packages out), everything else in place."""
+    root = _package_root()
+    if path.startswith(root + os.sep):
+        return INITRD_PYTHONPATH + path[len(root) :]
+    return path

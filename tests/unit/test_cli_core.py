@@ -130,7 +130,8 @@ def test_pin_golden_by_generation_with_gc_root(host: HostTree, tmp_path: Path) -
     (root / "nix/var/nix/profiles/system-8-link").symlink_to("/nix/store/x-system")
     code, _, err = host.cli("pin-golden", "--generation", "8", "--nix-root", str(root))
     assert code == 0, err
-    assert os.readlink(root / "nix/var/nix/gcroots/bootguard-golden") == "/nix/var/nix/profiles/system-8-link"
+    # The store path itself, so `nix-collect-garbage -d` deleting old profile links cannot drop it.
+    assert os.readlink(root / "nix/var/nix/gcroots/bootguard-golden") == "/nix/store/x-system"
     status = host.cli_json("status")
     assert isinstance(status, dict)
     assert status["golden"]["filename"] == "nixos-0f3a9.conf" and status["golden"]["generation"] == 8
@@ -194,3 +195,26 @@ def test_every_command_has_help() -> None:
         )
         assert done.returncode == 0, (name, done.stderr)
         assert f"usage: bootguard {name}" in done.stdout
+
+
+def test_golden_images_are_copied_out_of_reach_of_the_installer(host: HostTree) -> None:
+    """pin-golden copies golden's kernel and initrd to EFI/bootguard/golden and points its entry there."""
+    (host.esp / "EFI/nixos").mkdir(parents=True)
+    (host.esp / "EFI/nixos/k-1.efi").write_bytes(b"kernel")
+    (host.esp / "EFI/nixos/i-1.efi").write_bytes(b"initrd")
+    host.add_entry(
+        "nixos-generation-1.conf", "title G1\nlinux /EFI/nixos/k-1.efi\ninitrd /EFI/nixos/i-1.efi\n"
+    )
+    assert host.cli("pin-golden", "nixos-generation-1.conf")[0] == 0
+    text = (host.esp / "loader/entries/bootguard-golden.conf").read_text()
+    assert "linux /EFI/bootguard/golden/k-1.efi" in text and "initrd /EFI/bootguard/golden/i-1.efi" in text
+    (host.esp / "EFI/nixos/k-1.efi").unlink()  # the installer's GC after configurationLimit
+    assert (host.esp / "EFI/bootguard/golden/k-1.efi").read_bytes() == b"kernel"
+
+
+def test_pin_golden_refuses_entry_with_missing_kernel(host: HostTree) -> None:
+    """An entry whose kernel is not on the ESP cannot be golden: it would not boot."""
+    host.add_entry("g.conf", "title G\nlinux /EFI/gone/kernel.efi\n")
+    code, _, err = host.cli("pin-golden", "g.conf")
+    assert code == 3 and "/EFI/gone/kernel.efi is missing" in err
+    assert "bootguard-golden.conf" not in host.entries()

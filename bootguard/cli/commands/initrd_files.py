@@ -14,11 +14,16 @@ HELP = "print exactly the files an initramfs needs for the early-boot step (one 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python", metavar="PATH", help="interpreter to package (default: this one)")
+    parser.add_argument(
+        "--destinations",
+        action="store_true",
+        help="print 'SOURCE<TAB>DESTINATION' pairs (bootguard's modules go to /usr/lib/bootguard/python)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
-    from bootguard.services.initrd_files import collect
+    from bootguard.services.initrd_files import collect, destination
 
     files = collect(args.python)
     if ctx.json:
@@ -26,5 +31,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for category in ("interpreter", "libraries", "stdlib", "bootguard"):
         for path in files[category]:
-            say(path)
+            say(f"{path}\t{destination(path)}" if args.destinations else path)
     return 0

@@ -1,11 +1,13 @@
 #!/bin/bash
 # dracut module: bootguard's early-boot step. Files come from `bootguard initrd-files`, so the image gets
-# exactly the interpreter, libraries and modules the step imports.
+# exactly the interpreter, libraries and modules the step imports (bootguard's own modules go to
+# /usr/lib/bootguard/python, which the entry point puts on sys.path).
+# shellcheck disable=SC2154  # moddir and systemdsystemunitdir are dracut's
 check() { require_binaries python3 || return 1; return 0; }
 depends() { echo systemd; return 0; }
 install() {
-    local f
-    while IFS= read -r f; do inst "$f"; done < <(bootguard initrd-files)
+    local src dst
+    while IFS=$'\t' read -r src dst; do inst_simple "$src" "$dst"; done < <(bootguard initrd-files --destinations)
     inst_script "$moddir/../../bootguard-initrd" /usr/lib/bootguard/bootguard-initrd
     inst_simple "$moddir/../../bootguard-initrd.service" "$systemdsystemunitdir/bootguard-initrd.service"
     [ -r /etc/bootguard/initrd.env ] && inst_simple /etc/bootguard/initrd.env

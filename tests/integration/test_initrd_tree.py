@@ -1,0 +1,80 @@
+"""The initramfs file list is complete: the packaged entry point runs in a chroot holding only
+what `bootguard initrd-files --destinations` lists (plus busybox for /bin/sh), on Debian's python3."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+PYTHON = "/usr/bin/python3"
+BUSYBOX = "/bin/busybox"
+
+
+def _install(tree: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    listing = subprocess.run(
+        [sys.executable, "-m", "bootguard", "initrd-files", "--destinations", "--python", PYTHON],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    for line in listing.splitlines():
+        src, dst = line.split("\t")
+        target = tree / dst.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    (tree / "bin").mkdir(exist_ok=True)
+    shutil.copy2(BUSYBOX, tree / "bin/sh")
+    (tree / "usr/bin").mkdir(parents=True, exist_ok=True)
+    if not (tree / "usr/bin/python3").exists():
+        os.symlink(os.path.basename(os.path.realpath(PYTHON)), tree / "usr/bin/python3")
+    shutil.copy2(ROOT / "initrd/bootguard-initrd", tree / "usr/lib/bootguard/bootguard-initrd")
+
+
+def _host(tree: Path) -> None:
+    entries = tree / "esp/loader/entries"
+    entries.mkdir(parents=True)
+    (entries / "trial+1-1.conf").write_text("title trial\nlinux /k\n")
+    efivars = tree / "sys/firmware/efi/efivars"
+    efivars.mkdir(parents=True)
+    for name, value in (
+        ("LoaderInfo", "systemd-boot 257.13-1~deb13u1"),
+        ("LoaderBootCountPath", "\\loader\\entries\\trial+1-1.conf"),
+    ):
+        (efivars / f"{name}-{GUID}").write_bytes(struct.pack("<I", 6) + (value + "\0").encode("utf-16-le"))
+    (tree / "proc/sys/kernel/random").mkdir(parents=True)
+    (tree / "proc/sys/kernel/random/boot_id").write_text("5c0b1a52-0000-4000-8000-000000000001\n")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (os.path.exists(PYTHON) and os.path.exists(BUSYBOX)), reason="needs python3 and busybox-static"
+)
+def test_packaged_early_boot_step_runs_from_the_listed_files_alone(tmp_path: Path) -> None:
+    """In a chroot with only the listed files, the entry point records the counted boot."""
+    tree = tmp_path / "initramfs"
+    _install(tree)
+    _host(tree)
+    env = {"PATH": "/usr/bin:/bin", "BOOTGUARD_ESP": "/esp", "BOOTGUARD_STATE_DIR": "/state"}
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    done = subprocess.run(
+        [chroot, str(tree), "/bin/sh", "/usr/lib/bootguard/bootguard-initrd"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Could not find" not in done.stderr, done.stderr  # the interpreter found its prefix
+    assert "booting trial+1-1.conf: counted attempt 1" in done.stdout
+    events = (tree / "state/events.jsonl").read_text()
+    assert '"boot-attempted"' in events and "trial+1-1.conf" in events
