@@ -8,7 +8,6 @@ stay fast. `main` is the only place that catches `BootguardError` and chooses th
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -17,8 +16,11 @@ from bootguard.errors import BootguardError, ExitCode
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
+    from types import SimpleNamespace
 
+    from bootguard.cli.options import Opt
     from bootguard.services.bootview import HostPaths
 
 # Command name → module, in `bootguard --help` order. Only the module of the command being run is
@@ -48,7 +50,7 @@ class Context:
 
     __slots__ = ("debug", "efivars", "esp", "json", "state_dir", "xbootldr")
 
-    def __init__(self, ns: argparse.Namespace) -> None:
+    def __init__(self, ns: argparse.Namespace | SimpleNamespace) -> None:
         self.esp: str | None = ns.esp
         self.xbootldr: str | None = ns.xbootldr
         self.efivars: str = ns.efivars
@@ -62,29 +64,40 @@ class Context:
         return HostPaths(esp=self.esp, xbootldr=self.xbootldr, efivars=self.efivars, state_dir=self.state_dir)
 
 
-def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    # The same options are accepted before and after the command name; after it they only
-    # override what was given before (SUPPRESS keeps the earlier value when absent).
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if suppress else value
+def global_options() -> tuple[Opt, ...]:
+    """The global options, as one table for argparse and the argparse-free fast path."""
+    from bootguard.cli.options import Opt
 
-    g = parser.add_argument_group("global options")
-    g.add_argument("--esp", metavar="DIR", default=default(None), help="EFI system partition mount point")
-    g.add_argument("--xbootldr", metavar="DIR", default=default(None), help="XBOOTLDR partition mount point")
-    g.add_argument(
-        "--efivars",
-        metavar="DIR",
-        default=default(os.environ.get("BOOTGUARD_EFIVARS", "/sys/firmware/efi/efivars")),
-        help="efivarfs directory (default: /sys/firmware/efi/efivars)",
+    efivars = os.environ.get("BOOTGUARD_EFIVARS", "/sys/firmware/efi/efivars")
+    state_dir = os.environ.get("BOOTGUARD_STATE_DIR", "/var/lib/bootguard")
+    return (
+        Opt("--esp", str, metavar="DIR", help="EFI system partition mount point"),
+        Opt("--xbootldr", str, metavar="DIR", help="XBOOTLDR partition mount point"),
+        Opt("--efivars", str, efivars, metavar="DIR", help=f"efivarfs directory (default: {efivars})"),
+        Opt(
+            "--state-dir",
+            str,
+            state_dir,
+            metavar="DIR",
+            help=f"bootguard state directory (default: {state_dir})",
+        ),
+        Opt("--json", None, help="machine-readable output"),
+        Opt("--debug", None, help="show tracebacks"),
     )
-    g.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        default=default(os.environ.get("BOOTGUARD_STATE_DIR", "/var/lib/bootguard")),
-        help="bootguard state directory (default: /var/lib/bootguard)",
-    )
-    g.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
-    g.add_argument("--debug", action="store_true", default=default(False), help="show tracebacks")
+
+
+def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The same options are accepted before and after the command name; after it they only
+    override what was given before (SUPPRESS keeps the earlier value when absent)."""
+    import argparse
+
+    group = parser.add_argument_group("global options")
+    for o in global_options():
+        default = argparse.SUPPRESS if suppress else (False if o.kind is None else o.default)
+        if o.kind is None:
+            group.add_argument(o.flag, action="store_true", default=default, help=o.help)
+        else:
+            group.add_argument(o.flag, type=o.kind, default=default, metavar=o.metavar, help=o.help)
 
 
 def _load(name: str) -> object:
@@ -105,7 +118,9 @@ def _chosen(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser; with `only`, just that command's subparser is configured (others stay stubs)."""
+    """The parser; with `only`, just that command's subparser is configured."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="bootguard",
         description="Keep a self-updating systemd-boot host from ever staying bricked.",
@@ -132,12 +147,27 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: Sequence[str]) -> argparse.Namespace | SimpleNamespace:
+    """argparse, or for commands with an option table (the early-boot step) the fast path first."""
+    name = _chosen(argv)
+    if name is not None:
+        mod = _load(COMMANDS[name])
+        table = getattr(mod, "OPTIONS", None)
+        if table is not None:
+            from bootguard.cli.options import parse_fast
+
+            ns = parse_fast(argv, name, global_options(), table)
+            if ns is not None:
+                ns._module = mod
+                return ns
+    return build_parser(name).parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch, and map every outcome to a truthful exit code."""
     if argv is None:
         argv = sys.argv[1:]
-    parser = build_parser(_chosen(argv))
-    args = parser.parse_args(argv)
+    args = _parse(argv)
     ctx = Context(args)
     try:
         return int(args._module.run(args, ctx))

@@ -80,27 +80,27 @@ class BootView(Frozen):
     """A consistent snapshot of everything the loader decides on."""
 
     __slots__ = (
+        "_memo",
         "booted",
         "conf",
         "efi_available",
-        "entries",
         "esp",
+        "found",
         "scheme",
-        "selection",
         "vars",
         "version",
         "xbootldr",
     )
     esp: PartitionRoot
     xbootldr: PartitionRoot | None
-    entries: tuple[BootEntry, ...]
+    found: tuple[BootEntry, ...]  # as read from disk; `entries` is the loader's order
     conf: LoaderConf
     vars: LoaderVars
     efi_available: bool
     version: LoaderVersion
     scheme: IdScheme
-    selection: Selection
     booted: BootEntry | None
+    _memo: dict[str, object]  # sort order and selection, computed on first use (not in early boot)
 
     @classmethod
     def gather(
@@ -117,23 +117,35 @@ class BootView(Frozen):
         loader_vars = efi.snapshot() if available else LoaderVars.empty()
         version = LoaderVersion.parse(loader_vars.info)
         id_scheme = scheme or version.id_scheme()
-        found = esp_seam.scan(esp_root) + (esp_seam.scan(xroot) if xroot else [])
-        ordered = tuple(sort_entries(found, id_scheme))
-        conf = esp_seam.read_loader_conf(esp_root)
+        found = tuple(esp_seam.scan(esp_root) + (esp_seam.scan(xroot) if xroot else []))
         view = cls.__new__(cls)
         view._init(
             esp=esp_root,
             xbootldr=xroot,
-            entries=ordered,
-            conf=conf,
+            found=found,
+            conf=esp_seam.read_loader_conf(esp_root),
             vars=loader_vars,
             efi_available=available,
             version=version,
             scheme=id_scheme,
-            selection=select_next(list(ordered), conf, loader_vars, version),
-            booted=_booted(ordered, loader_vars, id_scheme),
+            booted=_booted(found, loader_vars, id_scheme),
+            _memo={},
         )
         return view
+
+    @property
+    def entries(self) -> tuple[BootEntry, ...]:
+        """Entries in systemd-boot's order (sorting is the costly part of gathering: done on demand)."""
+        if "entries" not in self._memo:
+            self._memo["entries"] = tuple(sort_entries(self.found, self.scheme))
+        return self._memo["entries"]  # type: ignore[return-value]
+
+    @property
+    def selection(self) -> Selection:
+        """Which entry the loader boots next, and why."""
+        if "selection" not in self._memo:
+            self._memo["selection"] = select_next(list(self.entries), self.conf, self.vars, self.version)
+        return self._memo["selection"]  # type: ignore[return-value]
 
     @property
     def counted(self) -> bool:

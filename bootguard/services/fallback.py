@@ -98,7 +98,7 @@ def _read(view: BootView, entry: BootEntry) -> bytes:
 
 def _remove_copies(view: BootView, stem: str) -> list[str]:
     removed = []
-    for e in view.entries:
+    for e in view.found:
         if e.name.prefix.lower() == stem:
             esp_seam.remove_file(view.partition_of(e), e.path)
             removed.append(e.path)
@@ -155,7 +155,7 @@ def install_golden_copy(view: BootView, entry: BootEntry, *, copy_images: bool =
     )
     if copy_images and entry.type is EntryType.TYPE1:
         data = own_images(part, data)
-    for e in view.entries:  # a stale golden copy on the other partition would also match the glob
+    for e in view.found:  # a stale golden copy on the other partition would also match the glob
         if is_golden_copy(e) and e.partition is not entry.partition:
             esp_seam.remove_file(view.partition_of(e), e.path)
     rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
@@ -194,7 +194,7 @@ def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> Non
         raise RefusedError(f"{entry.path} is golden already; a trial is for a new generation")
     if entry.status is EntryStatus.BAD:
         raise RefusedError(f"{entry.path} is marked bad; refusing to try it again")
-    if not any(is_golden_copy(e) for e in view.entries):
+    if not any(is_golden_copy(e) for e in view.found):
         raise RefusedError(
             f"bootguard's golden entry is missing from {view.esp.root}",
             hint="re-pin golden (bootguard pin-golden) to rewrite it",
@@ -284,11 +284,11 @@ def abandon_trial(view: BootView, store: StateStore, cause: str) -> Trial | None
 
 
 def trial_copy(view: BootView) -> BootEntry | None:
-    return next((e for e in view.entries if is_trial_copy(e)), None)
+    return next((e for e in view.found if is_trial_copy(e)), None)
 
 
 def golden_copy(view: BootView) -> BootEntry | None:
-    return next((e for e in view.entries if is_golden_copy(e)), None)
+    return next((e for e in view.found if is_golden_copy(e)), None)
 
 
 def parse_copy_name(filename: str) -> CountedName:

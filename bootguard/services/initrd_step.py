@@ -155,7 +155,7 @@ def _act(view: BootView, store: StateStore, opts: Options, decision: Decision) -
                 EfiVars(opts.efivars).write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)
             elif action is Action.REWRITE_GOLDEN_COPY:
                 golden = store.load().state.golden
-                entry = next((e for e in view.entries if golden and e.filename == golden.filename), None)
+                entry = next((e for e in view.found if golden and e.filename == golden.filename), None)
                 if entry is None:
                     raise BootguardError(
                         f"golden entry {golden.filename if golden else '?'} is gone from the ESP"

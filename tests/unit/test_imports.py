@@ -60,3 +60,5 @@ def test_early_boot_commands_import_only_stdlib(args: list[str], tmp_path: Path)
     assert foreign == set()
     assert "bootguard" in top
     assert not top & {"dataclasses", "typing", "inspect", "asyncio", "attr", "attrs"}
+    if args[0] == "initrd":  # the boot-time path does without argparse (and gettext, locale, shutil)
+        assert not top & {"argparse", "gettext", "shutil"}

@@ -2,40 +2,46 @@
 
 from __future__ import annotations
 
-import argparse
+from bootguard.cli.options import Opt, add_to
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from bootguard.cli.main import Context
 
 NAME = "initrd"
 HELP = "early-boot step: record what happened to the last boot, mend the loader policy, arm the watchdog"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dry-run", action="store_true", help="print the decisions without writing anything")
-    parser.add_argument(
+OPTIONS = (
+    Opt("--dry-run", None, help="print the decisions without writing anything"),
+    Opt(
         "--spool-dir",
-        default="/run/bootguard/spool",
-        help="where to record when the state directory is read-only (default: %(default)s)",
-    )
-    parser.add_argument(
+        str,
+        "/run/bootguard/spool",
+        help="where to record when the state directory is read-only (default: /run/bootguard/spool)",
+    ),
+    Opt(
         "--mount-esp",
-        action="store_true",
+        None,
         help="mount the ESP named by LoaderDevicePartUUID when --esp is not given (initrd)",
-    )
-    parser.add_argument(
-        "--watchdog-device", metavar="PATH", help="watchdog device (default: the first found)"
-    )
-    parser.add_argument(
+    ),
+    Opt("--watchdog-device", str, metavar="PATH", help="watchdog device (default: the first found)"),
+    Opt(
         "--watchdog-timeout",
-        type=int,
+        int,
         metavar="S",
         help="arm the hardware watchdog with this timeout and hand it on (default: do not arm)",
-    )
-    parser.add_argument("--watchdog-sysfs", default="/sys/class/watchdog", help=argparse.SUPPRESS)
-    parser.add_argument("--pstore", default="/sys/fs/pstore", help=argparse.SUPPRESS)
-    parser.add_argument("--boot-id", help=argparse.SUPPRESS)  # simulated boots share the kernel's boot id
+    ),
+    Opt("--watchdog-sysfs", str, "/sys/class/watchdog"),
+    Opt("--pstore", str, "/sys/fs/pstore"),
+    Opt("--boot-id", str),  # simulated boots share the kernel's boot id
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_to(parser, OPTIONS)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
