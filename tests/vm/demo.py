@@ -1,0 +1,216 @@
+"""`make demo`: bootguard's main job on real boots, narrated boot by boot.
+
+Real OVMF firmware, the real systemd-boot (252 by default, `BOOTGUARD_DEMO_LOADER=254|257|262` for the
+others), the Debian kernel and an i6300esb watchdog under QEMU; bootguard's own code from this checkout
+runs inside the guest. The story, in one QEMU process:
+
+1. The host runs generation 2; generation 1 is pinned golden. A bad update (generation 3) arrives and is
+   staged as a trial with 2 tries.
+2. Generation 3's kernel panics, twice. systemd-boot counts both boots; the loader itself then boots
+   golden, and bootguard's early-boot step records why.
+3. A good update (generation 4) arrives on golden and is staged; it boots, passes validation and is
+   blessed. The last boot is generation 4, uncounted, and shows `bootguard status`.
+
+Output and logs: demo-out/ in the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+
+from tests.vm import fallback_layouts as layouts
+from tests.vm.harness import serial
+from tests.vm.harness.cache import CHECKOUT
+from tests.vm.harness.packages import debian_kernel, systemd_boot
+from tests.vm.harness.qemu import probe_accel
+from tests.vm.harness.scenario import Scenario, ScenarioResult, run_scenario
+
+SETUP = """\
+say "SAY the host runs generation 2; generation 1 is its known-good generation"
+bg pin-golden nixos-generation-1.conf
+say "SAY a bad update arrives: NixOS installs generation 3 and makes it the default"
+sed -i 's/^default .*/default nixos-generation-3.conf/' /esp/loader/loader.conf
+settle
+bg trial nixos-generation-3.conf --tries 2
+do_reboot
+"""
+
+GOLDEN = """\
+bg initrd
+if [ ! -f /state/vm/good-update-staged ]; then
+    say "SAY a good update arrives: NixOS installs generation 4 and makes it the default"
+    sed -i 's/^default .*/default nixos-generation-4.conf/' /esp/loader/loader.conf
+    touch /state/vm/good-update-staged
+    settle
+    bg trial nixos-generation-4.conf --tries 2
+    do_reboot
+fi
+bg status
+finish ok
+"""
+
+GOOD = """\
+bg initrd
+if [ "$(efistr LoaderBootCountPath)" != - ]; then
+    say "SAY the validator runs the health checks of this trial boot"
+    bg validate --config /mnt/state/control/checks.toml
+    do_reboot
+fi
+say "SAY the final system:"
+bg status
+finish ok
+"""
+
+CHECKS = """\
+[[check]]
+name = "esp-mounted"
+kind = "command"
+command = ["/bin/sh", "-c", "test -f /mnt/esp/loader/loader.conf"]
+required = true
+
+[[check]]
+name = "state-writable"
+kind = "command"
+command = ["/bin/sh", "-c", "touch /mnt/state/bootguard/.probe && rm /mnt/state/bootguard/.probe"]
+required = true
+"""
+
+ROLES = {
+    "boot-1": "generation 2, the running system",
+    "gen3-bad": "generation 3, the bad update",
+    "gen1-golden": "generation 1, golden",
+    "gen4-good": "generation 4, the good update",
+}
+EXPECTED = [
+    "nixos-generation-2.conf",
+    "bootguard-trial+1-1.conf",
+    "bootguard-trial+0-2.conf",
+    "bootguard-golden.conf",
+    "bootguard-trial+1-1.conf",
+    "nixos-generation-4.conf",
+]
+
+
+def demo_scenario() -> Scenario:
+    entries = (
+        layouts.nixos_generation(1, "gen1-golden"),
+        layouts.nixos_generation(2, "ok"),
+        layouts.nixos_generation(3, "gen3-bad"),
+        layouts.nixos_generation(4, "gen4-good"),
+    )
+    return Scenario(
+        name="demo",
+        entries=entries,
+        loader_conf="timeout 0\ndefault nixos-generation-2.conf\n",
+        control={
+            "boot-1.sh": SETUP,
+            "action-gen3-bad.sh": "do_panic\n",
+            "action-gen1-golden.sh": GOLDEN,
+            "action-gen4-good.sh": GOOD,
+            "checks.toml": CHECKS,
+        },
+        max_boots=7,
+        timeout=600,
+    )
+
+
+def counter_text(boot: serial.Boot) -> str:
+    if boot.countpath is None:
+        return "not counted"
+    match = re.search(r"\+(\d+)-(\d+)\.conf$", boot.entry_file)
+    if match is None:
+        return f"counted as {boot.entry_file}"
+    left, done = int(match.group(1)), int(match.group(2))
+    tries = "try" if left == 1 else "tries"
+    return f"counted: renamed to {boot.entry_file} — attempt {done}, {left} {tries} left"
+
+
+def _is_bootguard_output(line: str) -> bool:
+    text = line.strip()
+    noise = ("BGVM-", "[", "BdsDxe", "EFI stub", "Rebooting", "---[")
+    return bool(text) and not text.startswith(noise)
+
+
+class Narrator:
+    """Tells each boot as soon as it has ended, from the guest's marker lines and bootguard's output."""
+
+    def __init__(self, out: Callable[[str], None]) -> None:
+        self.out = out
+        self.lines: list[str] = []
+        self.told = 0
+        self.started = time.monotonic()
+        self.boot_started: list[float] = []
+
+    def feed(self, line: str) -> None:
+        self.lines.append(line)
+        if line.startswith("BGVM-BOOT "):
+            self.boot_started.append(time.monotonic())
+        if line.startswith(("BGVM-PANIC", "BGVM-REBOOT", "BGVM-HANG", "BGVM-END")):
+            boots = serial.parse_boots("\n".join(self.lines))
+            for boot in boots[self.told :]:
+                self.tell(boot)
+            self.told = len(boots)
+
+    def tell(self, boot: serial.Boot) -> None:
+        at = self.boot_started[boot.n - 1] - self.started if len(self.boot_started) >= boot.n else 0.0
+        role = ROLES.get(boot.action, boot.action)
+        self.out(f"\nboot {boot.n}  (+{at:.0f} s)  systemd-boot chose {boot.selected}  [{role}]")
+        self.out(f"        {counter_text(boot)}")
+        if boot.bootstatus:
+            self.out(f"        watchdog bootstatus {boot.bootstatus}: the last reset was the watchdog's")
+        for line in boot.lines:
+            if line.startswith("BGVM-SAY "):
+                self.out(f"        {line.removeprefix('BGVM-SAY ')}")
+            elif line.startswith("BGVM-BG "):
+                rc = re.search(r"rc=(\d+) cmd=(.*)", line)
+                if rc:
+                    self.out(f"        $ bootguard {rc.group(2)}   → exit {rc.group(1)}")
+            elif _is_bootguard_output(line):
+                self.out(f"            {line.strip()}")
+        self.out(f"        {_ending(boot)}")
+
+
+def _ending(boot: serial.Boot) -> str:
+    return {
+        "panic": "→ the kernel panics; panic=1 resets the machine",
+        "reboot": "→ reboot",
+        "hang": "→ hangs; the watchdog will reset the machine",
+    }.get(boot.outcome, "→ power off" if boot.outcome.startswith("end") else f"→ {boot.outcome or '?'}")
+
+
+def verdict(result: ScenarioResult) -> tuple[bool, str]:
+    if result.entry_files != EXPECTED or result.run.stopped != "poweroff":
+        return False, "the boots did not go as the story says:\n" + result.describe()
+    if result.bg_results("validate") != [0]:
+        return False, "validation of generation 4 did not pass:\n" + result.describe()
+    return True, (
+        "the bad update failed twice and the host came back on golden by itself; "
+        "the good update was validated and blessed and is what the host boots now."
+    )
+
+
+def main() -> int:
+    major = os.environ.get("BOOTGUARD_DEMO_LOADER", "252")
+    out_dir = CHECKOUT / "demo-out"
+    kernel, loader = debian_kernel(), systemd_boot(major)
+    accel = probe_accel(out_dir / "kvm-probe")
+    print(
+        f"bootguard demo: real OVMF firmware, real {loader.loader_info}, Debian kernel {kernel.release}, "
+        f"i6300esb watchdog; QEMU ({accel}). Logs in {out_dir}/demo/.",
+        flush=True,
+    )
+    narrator = Narrator(lambda text: print(text, flush=True))
+    result = run_scenario(demo_scenario(), loader, kernel, accel, out_dir / "demo", on_line=narrator.feed)
+    ok, message = verdict(result)
+    print(
+        f"\n{'OK' if ok else 'FAILED'} after {len(result.boots)} boots in {result.seconds:.0f} s: {message}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

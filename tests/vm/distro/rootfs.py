@@ -1,0 +1,263 @@
+"""The distribution guest's root file system: Debian bookworm with systemd as PID 1 and bootguard installed.
+
+Three stages, each cached by a hash of its inputs under `<cache>/distro/`:
+
+1. `base_tarball()` — `mmdebstrap --variant=minbase` of bookworm with systemd, udev, python3 and the
+   Python packages bootguard's userland imports, from the host's own Debian mirror (the URI
+   `harness.packages.host_debian_source` finds), as a tarball. About 90 s and 215 MB on a fresh machine.
+2. `root_image()` — the tarball unpacked, bootguard installed from the checkout the way a distribution
+   package would (`/usr/lib/bootguard/python`, a `/usr/bin/bootguard` wrapper, the units of `systemd/`
+   enabled with `systemctl --root`), the harness's guest files from `guest/`, then `mkfs.ext4 -d`: no
+   loop device, no mount. Rebuilt whenever bootguard's code or units change (~15 s).
+3. `scenario_image()` — a sparse copy of that image with the scenario's own files (`/etc/bgvm/…`: the
+   generations' checks.toml and units, per-boot init scripts) written by `debugfs -w`.
+
+After a run `read_back()` replays the journal on a copy (e2fsck) and dumps directories with debugfs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootguard.errors import CommandError
+from bootguard.seams.proc import run
+from tests.vm.harness.cache import CHECKOUT, cache_dir
+from tests.vm.harness.packages import host_debian_source
+
+SUITE = "bookworm"
+PACKAGES: tuple[str, ...] = (
+    "systemd",
+    "systemd-sysv",
+    "udev",
+    "python3",
+    "python3-attr",  # Debian's name for attrs
+    "python3-pyudev",
+    "python3-sdnotify",
+    "python3-cffi-backend",  # the cffi watchdog extension's runtime
+    "kmod",
+    "iproute2",
+)
+# Documentation and translations are a third of minbase + python3 and nothing in the guest reads them.
+DPKG_OPTIONS: tuple[str, ...] = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-include=/usr/share/locale/locale.alias",
+)
+IMAGE_MIB = 1024  # sparse: ~260 MB are used
+GUEST_FILES = Path(__file__).with_name("guest")
+UNITS = CHECKOUT / "systemd"
+PACKAGE = CHECKOUT / "bootguard"
+# Enabled as a distribution package's postinst would; the harness's report unit ends each scenario.
+ENABLE = ("bootguard-validate.service", "bootguard-boot-deadline.timer", "bgvm-report.service")
+# The other blesser: bootguard must be the only one (docs/validator.md).
+MASK = ("systemd-bless-boot.service",)
+EMPTY_DIRS = ("boot/efi", "etc/bootguard", "etc/bgvm", "var/lib/bgvm")
+
+_LOCK = threading.Lock()  # two scenarios start at once; each stage is built once
+
+
+@dataclass(frozen=True)
+class Built:
+    """One cached artefact and what it cost this time (0 s and cached=True when it was already there)."""
+
+    stage: str
+    path: Path
+    seconds: float
+    cached: bool
+
+    def describe(self) -> str:
+        how = "cached" if self.cached else f"built in {self.seconds:.0f} s"
+        return f"{self.stage}: {self.path.name} ({how})"
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link to write into a scenario image (e.g. a unit's `.wants/` link)."""
+
+    target: str
+
+
+BUILDS: list[Built] = []  # what this process built or found, for the session's timing report
+
+
+def _digest(parts: Iterable[bytes | str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _tree_digest_parts(root: Path, skip: tuple[str, ...] = ("__pycache__",)) -> list[bytes | str]:
+    parts: list[bytes | str] = []
+    for path in sorted(root.rglob("*")):
+        if any(s in path.parts for s in skip) or path.suffix in (".pyc", ".c") or not path.is_file():
+            continue
+        parts += [str(path.relative_to(root)), oct(path.stat().st_mode & 0o777), path.read_bytes()]
+    return parts
+
+
+def _mirror_line() -> str:
+    src = host_debian_source()
+    return f"deb [signed-by={src.signed_by}] {src.uri} {SUITE} main"
+
+
+def _mmdebstrap_argv(target: Path, mirror: str) -> list[str]:
+    argv = ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES)]
+    argv += [f"--dpkgopt={opt}" for opt in DPKG_OPTIONS]
+    return [*argv, SUITE, str(target), mirror]
+
+
+def _replace_older(directory: Path, pattern: str, keep: Path) -> None:
+    """Drop artefacts of older inputs: a root image is 260 MB and the cache must stay deletable, not big."""
+    for old in directory.glob(pattern):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+def base_tarball() -> Built:
+    """Stage 1: the mmdebstrap tarball, built once per (suite, mirror, package list, dpkg options)."""
+    mirror = _mirror_line()
+    key = _digest([SUITE, mirror, *PACKAGES, *DPKG_OPTIONS])
+    target = cache_dir("distro") / f"{SUITE}-minbase-{key}.tar"
+    if target.exists():
+        return Built("mmdebstrap", target, 0.0, cached=True)
+    started = time.monotonic()
+    partial = target.with_suffix(".partial.tar")
+    partial.unlink(missing_ok=True)
+    run(_mmdebstrap_argv(partial, mirror), timeout=900)
+    partial.rename(target)
+    _replace_older(target.parent, f"{SUITE}-minbase-*.tar", target)
+    return Built("mmdebstrap", target, time.monotonic() - started, cached=False)
+
+
+def _install_bootguard(root: Path) -> None:
+    """bootguard as a distribution package installs it: code, wrapper, units, enabled services."""
+    shutil.copytree(
+        PACKAGE,
+        root / "usr/lib/bootguard/python/bootguard",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.c"),
+    )
+    unit_dir = root / "usr/lib/systemd/system"
+    for unit in sorted(UNITS.glob("bootguard-*")):
+        shutil.copy2(unit, unit_dir / unit.name)
+    shutil.copytree(GUEST_FILES, root, dirs_exist_ok=True, symlinks=True)
+    for rel in EMPTY_DIRS:
+        (root / rel).mkdir(parents=True, exist_ok=True)
+    run(["systemctl", f"--root={root}", "enable", *ENABLE])
+    run(["systemctl", f"--root={root}", "mask", *MASK])
+
+
+def root_image() -> Built:
+    """Stage 2: the ext4 root image, built once per (tarball, bootguard code, units, guest files)."""
+    with _LOCK:
+        base = base_tarball()
+        if not base.cached:
+            BUILDS.append(base)
+        key = _digest(
+            [
+                base.path.name,
+                str(IMAGE_MIB),
+                *ENABLE,
+                *MASK,
+                *EMPTY_DIRS,
+                *_tree_digest_parts(PACKAGE),
+                *_tree_digest_parts(UNITS),
+                *_tree_digest_parts(GUEST_FILES),
+            ]
+        )
+        target = cache_dir("distro") / f"root-{key}.img"
+        if target.exists():
+            built = Built("root image", target, 0.0, cached=True)
+            BUILDS.append(built)
+            return built
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="bgvm-rootfs-", dir=target.parent) as tmpdir:
+            root = Path(tmpdir) / "root"
+            root.mkdir()
+            run(["tar", "-xpf", str(base.path), "-C", str(root), "--numeric-owner"], timeout=300)
+            _install_bootguard(root)
+            partial = Path(tmpdir) / "root.img"
+            run(
+                ["mkfs.ext4", "-q", "-F", "-L", "bgroot", "-d", str(root), str(partial), f"{IMAGE_MIB}M"],
+                timeout=300,
+            )
+            partial.rename(target)
+        _replace_older(target.parent, "root-*.img", target)
+        built = Built("root image", target, time.monotonic() - started, cached=False)
+        BUILDS.append(built)
+        return built
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _debugfs_script(files: Mapping[str, str | bytes | Symlink], staging: Path) -> str:
+    """debugfs commands that create `files` (absolute guest paths), their directories first."""
+    dirs = sorted({d for path in files for d in _ancestors(path)}, key=lambda d: (d.count("/"), d))
+    lines = [f"mkdir {d}" for d in dirs]
+    for i, (path, content) in enumerate(sorted(files.items())):
+        if isinstance(content, Symlink):
+            lines.append(f"symlink {path} {content.target}")
+            continue
+        src = staging / f"f{i}"
+        src.write_bytes(content.encode() if isinstance(content, str) else content)
+        # debugfs `write` keeps the source's mode and makes root the owner.
+        src.chmod(0o755 if path.endswith(".sh") else 0o644)
+        lines.append(f"write {src} {path}")
+    return "\n".join(lines) + "\n"
+
+
+def _debugfs_errors(stderr: str) -> list[str]:
+    """debugfs always exits 0; its complaints are on stderr. An existing directory is not an error."""
+    errors = []
+    for line in stderr.splitlines():
+        if line.startswith("debugfs ") or not line.strip() or "already exists" in line:
+            continue
+        errors.append(line)
+    return errors
+
+
+def scenario_image(base: Path, dest: Path, files: Mapping[str, str | bytes | Symlink]) -> Path:
+    """Stage 3: a sparse copy of `base` at `dest` with `files` (absolute path → content) written in."""
+    run(["cp", "--sparse=always", str(base), str(dest)])
+    with tempfile.TemporaryDirectory(prefix="bgvm-files-") as tmpdir:
+        staging = Path(tmpdir)
+        script = staging / "cmds"
+        script.write_text(_debugfs_script(files, staging))
+        done = run(["debugfs", "-w", "-f", str(script), str(dest)])
+    errors = _debugfs_errors(done.stderr)
+    if errors:
+        raise CommandError(f"debugfs -w {dest}: {errors[0]}")
+    return dest
+
+
+def read_back(image: Path, dest: Path, directories: Iterable[str]) -> Path:
+    """Copy `directories` (absolute guest paths) out of `image` into `dest`; returns `dest`.
+
+    A guest that was reset or powered off with `-f` leaves a journal to replay: e2fsck does so on a copy.
+    Directories missing in the image are skipped (a scenario may never create them).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bgvm-readback-") as tmpdir:
+        copy = Path(tmpdir) / "root.img"
+        run(["cp", "--sparse=always", str(image), str(copy)])
+        fsck = run(["e2fsck", "-fy", str(copy)], check=False)
+        if fsck.returncode not in (0, 1, 2):
+            raise CommandError(f"e2fsck {image}: exit {fsck.returncode}: {fsck.stdout.strip()[-300:]}")
+        for directory in directories:
+            exists = run(["debugfs", "-R", f"stat {directory}", str(copy)], check=False)
+            if "File not found" in exists.stderr:
+                continue
+            run(["debugfs", "-R", f"rdump {directory} {dest}", str(copy)])
+    return dest

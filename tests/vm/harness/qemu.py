@@ -1,0 +1,266 @@
+"""One QEMU process per scenario, through all of its resets, with a host-side timeout.
+
+No `-no-reboot`: the guest's `reboot -f`, a kernel panic (`panic=1`) and an i6300esb expiry
+(`-action watchdog=reset`) all reset the same process, which is what lets the watchdog's bootstatus
+survive into the next boot. The final boot powers off and QEMU exits 0. Serial output goes to a file;
+QMP events are recorded by `qmp.QmpClient`.
+
+KVM: /dev/kvm may exist and still be unusable for OVMF (the guest dies with "KVM internal error …
+emulation failure" and the paused process never exits), and `-accel kvm:tcg` does not fall back. So the
+accelerator is chosen by really booting OVMF under a short timeout (`probe_accel`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.vm.harness.qmp import QmpClient, QmpEvent
+
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+QEMU = "qemu-system-x86_64"
+BOOT_MARKER = "BGVM-BOOT "
+
+# CSI sequences (colours, cursor moves, `ESC [ ? 25 l`), other two-byte escapes, and stray CRs.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|\r")
+
+# At most two VMs at once on this 2-core machine: one core per TCG vCPU.
+VM_SLOTS = threading.BoundedSemaphore(2)
+
+
+def strip_ansi(text: str) -> str:
+    """Serial text without the ANSI escapes OVMF writes (and without CRs)."""
+    return _ANSI.sub("", text)
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """What to boot: the disks, where to put the logs, and how long to let it run."""
+
+    workdir: Path
+    boot_disk: Path
+    state_disk: Path
+    accel: str = "tcg"
+    memory_mib: int = 512
+    # The guest is starved when other work shares the 2 cores: the timeout counts QEMU's CPU seconds
+    # (what a boot really costs under TCG), with wall_factor × timeout as a wall-clock backstop.
+    timeout: float = 300.0
+    wall_factor: float = 3.0
+    max_boots: int = 12  # host-side stop for boot loops (the guest also stops itself)
+    share_host_root: bool = True
+
+
+@dataclass
+class VmRun:
+    """What happened: exit status, why it stopped, the (ANSI-stripped) serial log and QMP events."""
+
+    returncode: int | None
+    stopped: str  # "poweroff", "timeout", "max-boots", "exit N"
+    seconds: float
+    cpu: float  # QEMU's CPU seconds: the cost of the run without the time it waited for a core
+    serial: str
+    events: list[QmpEvent] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)
+
+
+def qemu_argv(spec: VmSpec, vars_fd: Path, qmp_sock: Path) -> list[str]:
+    argv = [
+        QEMU,
+        "-accel", spec.accel,
+        "-machine", "q35",
+        "-m", str(spec.memory_mib),
+        "-smp", "1",
+        "-nodefaults",
+        "-display", "none",
+        "-serial", "stdio",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
+        "-drive", f"if=none,id=esp,format=raw,file={spec.boot_disk}",
+        "-device", "virtio-blk-pci,drive=esp,bootindex=0",
+        "-drive", f"if=none,id=state,format=raw,file={spec.state_disk}",
+        "-device", "virtio-blk-pci,drive=state",
+        "-device", "i6300esb",
+        "-action", "watchdog=reset",
+        "-qmp", f"unix:{qmp_sock},server=on,wait=off",
+    ]  # fmt: skip
+    if spec.share_host_root:
+        argv += ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"]
+    return argv
+
+
+def fresh_vars(dest: Path) -> Path:
+    """A fresh copy of the OVMF variable store: every scenario starts with factory EFI variables."""
+    shutil.copyfile(OVMF_VARS, dest)
+    return dest
+
+
+def _count_boots(path: Path) -> int:
+    try:
+        return path.read_bytes().count(BOOT_MARKER.encode())
+    except FileNotFoundError:
+        return 0
+
+
+class SerialTail:
+    """Hands complete, ANSI-stripped serial lines to a callback as they arrive (live narration)."""
+
+    def __init__(self, path: Path, on_line: Callable[[str], None]) -> None:
+        self.path, self.on_line = path, on_line
+        self.offset, self.partial = 0, b""
+
+    def poll(self, final: bool = False) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return
+        self.offset += len(chunk)
+        *lines, self.partial = (self.partial + chunk).split(b"\n")
+        if final and self.partial:
+            lines, self.partial = [*lines, self.partial], b""
+        for line in lines:
+            self.on_line(strip_ansi(line.decode("utf-8", "replace")))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(proc: subprocess.Popen[bytes], qmp: QmpClient | None) -> None:
+    if qmp is not None:
+        try:
+            qmp.command("quit", timeout=5)
+        except (OSError, TimeoutError):
+            pass  # QEMU is beyond answering: the signals below end it
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _connect_qmp(sock: Path, started: float) -> QmpClient | None:
+    qmp = QmpClient(sock, started)
+    try:
+        qmp.connect()
+    except (OSError, TimeoutError):
+        return None  # QEMU died at start-up: its stderr says why
+    return qmp
+
+
+def _supervise(
+    proc: subprocess.Popen[bytes], spec: VmSpec, qmp: QmpClient | None, tail: SerialTail | None
+) -> tuple[str, float]:
+    """Wait for QEMU to exit, stopping it on timeout or a boot loop; returns (why it stopped, CPU s)."""
+    started = time.monotonic()
+    serial_path = spec.workdir / "serial.raw"
+    cpu = 0.0
+    while proc.poll() is None:
+        cpu = max(cpu, cpu_seconds(proc.pid))
+        if tail is not None:
+            tail.poll()
+        stopped = ""
+        if cpu > spec.timeout or time.monotonic() - started > spec.timeout * spec.wall_factor:
+            stopped = "timeout"
+        elif _count_boots(serial_path) > spec.max_boots:
+            stopped = "max-boots"
+        if stopped:
+            _stop(proc, qmp)
+            return stopped, cpu
+        time.sleep(0.25)
+    rc = proc.returncode
+    return ("poweroff" if rc == 0 else f"exit {rc}"), cpu
+
+
+def run_vm(spec: VmSpec, on_line: Callable[[str], None] | None = None) -> VmRun:
+    """Boot `spec` until the guest powers off, it boots more than `max_boots` times, or the timeout.
+
+    `on_line` gets every serial line (ANSI-stripped) while the VM runs.
+    """
+    spec.workdir.mkdir(parents=True, exist_ok=True)
+    vars_fd = fresh_vars(spec.workdir / "OVMF_VARS.fd")
+    serial_path = spec.workdir / "serial.raw"
+    # unix socket paths are limited to 108 bytes: keep it out of the (long) work directory.
+    sockdir = Path(tempfile.mkdtemp(prefix="bgvm-qmp-"))
+    argv = qemu_argv(spec, vars_fd, sockdir / "qmp.sock")
+    tail = SerialTail(serial_path, on_line) if on_line else None
+    with VM_SLOTS:
+        started = time.monotonic()
+        with open(serial_path, "wb") as serial, open(spec.workdir / "qemu.stderr", "wb") as err:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=serial, stderr=err)
+        qmp = _connect_qmp(sockdir / "qmp.sock", started)
+        try:
+            stopped, cpu = _supervise(proc, spec, qmp, tail)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if qmp is not None:
+                qmp.close()
+            if tail is not None:
+                tail.poll(final=True)
+            shutil.rmtree(sockdir, ignore_errors=True)
+        seconds = time.monotonic() - started
+    serial_text = strip_ansi(serial_path.read_bytes().decode("utf-8", "replace"))
+    (spec.workdir / "serial.log").write_text(serial_text)
+    return VmRun(
+        returncode=proc.returncode,
+        stopped=stopped,
+        seconds=seconds,
+        cpu=cpu,
+        serial=serial_text,
+        events=qmp.snapshot() if qmp is not None else [],
+        argv=argv,
+    )
+
+
+def probe_accel(workdir: Path, timeout: float = 25.0) -> str:
+    """`kvm` if OVMF really boots under KVM here (reaches its boot manager), else `tcg`."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    workdir.mkdir(parents=True, exist_ok=True)
+    vars_fd = fresh_vars(workdir / "probe_VARS.fd")
+    argv = [
+        QEMU, "-accel", "kvm", "-machine", "q35", "-m", "256", "-smp", "1", "-nodefaults",
+        "-display", "none", "-serial", "stdio",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
+    ]  # fmt: skip
+    out_path, err_path = workdir / "probe.serial", workdir / "probe.stderr"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+    verdict = "tcg"
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "KVM internal error" in err_path.read_text(errors="replace"):
+                break
+            # OVMF's boot manager prints "BdsDxe: …" once the firmware has come up.
+            if "BdsDxe" in strip_ansi(out_path.read_text(errors="replace")):
+                verdict = "kvm"
+                break
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    return verdict

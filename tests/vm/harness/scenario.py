@@ -1,0 +1,259 @@
+"""A scenario: BLS entries whose options say what each boot does, a loader.conf, control scripts → a result.
+
+Each generation is one entry file; its `options` line carries `bootguard.test=ACTION` (ok, reboot, panic,
+hang, or a scenario script `action-ACTION.sh` on the state disk). `boot-N.sh` on the state disk overrides
+the N-th boot of the scenario whatever entry booted (used for one-time setup such as writing an EFI
+variable). One QEMU process runs the whole scenario; the result holds the boots as parsed from the serial
+log, the QMP events, the ESP's entry file names and bootguard's state directory as read back on the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import site
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bootguard.seams.proc import run
+from tests.vm.harness import disk, qemu, serial
+from tests.vm.harness.cache import CHECKOUT
+from tests.vm.harness.initramfs import initramfs
+from tests.vm.harness.packages import Kernel, LoaderBinary
+from tests.vm.harness.qmp import QmpEvent
+
+BASE_OPTIONS = "console=ttyS0,115200 panic=1 loglevel=4"
+STATE_DIR_IN_GUEST = "/mnt/state/bootguard"  # as the chroot sees the state disk; /state/bootguard outside
+
+
+def options(action: str, extra: str = "") -> str:
+    """A kernel command line whose boot performs `action`."""
+    return f"{BASE_OPTIONS} bootguard.test={action}" + (f" {extra}" if extra else "")
+
+
+def entry(
+    filename: str,
+    action: str,
+    *,
+    title: str | None = None,
+    sort_key: str | None = None,
+    version: str | None = None,
+    extra_options: str = "",
+) -> disk.BlsEntry:
+    """A BLS entry booting the harness kernel with `action`."""
+    return disk.BlsEntry(
+        filename=filename,
+        title=title or filename.removesuffix(".conf"),
+        options=options(action, extra_options),
+        sort_key=sort_key,
+        version=version,
+    )
+
+
+def efivar_hex(value: str, attrs: int = 0x7) -> str:
+    """efivarfs bytes of a UTF-16LE string variable (attributes + string + NUL), as hex for `efiwrite`."""
+    return (attrs.to_bytes(4, "little") + (value + "\0").encode("utf-16-le")).hex()
+
+
+def set_loader_var_then_reboot(name: str, value: str) -> str:
+    """A `boot-N.sh` body: write a non-volatile loader variable from the guest, then reboot."""
+    return f"efiwrite {name} {efivar_hex(value)}\ndo_reboot\n"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a scenario boots with. `name` is unique per test; the loader is chosen at run time."""
+
+    name: str
+    entries: tuple[disk.BlsEntry, ...]
+    loader_conf: str
+    control: dict[str, str] = field(default_factory=dict)  # state-disk files: boot-N.sh, action-NAME.sh
+    max_boots: int = 6  # the guest powers off on boot max_boots + 1 (a loop is visible, not endless)
+    timeout: float = 240.0
+    watchdog_heartbeat: int = 5
+    needs_host_root: bool = True
+
+
+@dataclass
+class ScenarioResult:
+    """What a scenario run produced; tests assert on it."""
+
+    scenario: Scenario
+    loader: LoaderBinary
+    accel: str
+    workdir: Path
+    run: qemu.VmRun
+    boots: list[serial.Boot]
+    esp_entries: list[str]
+    esp_texts: dict[str, str]  # /loader/loader.conf and /loader/entries/* contents at the end
+    state: Path
+    seconds: float
+
+    @property
+    def selected(self) -> list[str]:
+        """LoaderEntrySelected of each boot, in order."""
+        return [b.selected for b in self.boots]
+
+    @property
+    def entry_files(self) -> list[str]:
+        """The entry file each boot ran from (after systemd-boot's rename)."""
+        return [b.entry_file for b in self.boots]
+
+    def events_named(self, name: str) -> list[QmpEvent]:
+        return [e for e in self.run.events if e.name == name]
+
+    def state_file(self, rel: str) -> Path:
+        return self.state / rel
+
+    def bootguard_events(self) -> list[dict[str, object]]:
+        """bootguard's event log (events.jsonl in its state directory on the state disk), oldest first."""
+        path = self.state / "bootguard" / "events.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def bg_results(self, command: str) -> list[int]:
+        """Exit statuses of every `bootguard COMMAND …` the guest ran, in order."""
+        return [rc for b in self.boots for rc, cmd in b.bg_results if cmd.split()[:1] == [command]]
+
+    def describe(self) -> str:
+        """A multi-line account for assertion messages: one line per boot."""
+        lines = [
+            f"{self.scenario.name} on {self.loader.loader_info} ({self.accel}): {len(self.boots)} boots, "
+            f"stopped={self.run.stopped}, {self.seconds:.0f} s ({self.run.cpu:.0f} s CPU), "
+            f"workdir {self.workdir}"
+        ]
+        for b in self.boots:
+            lines.append(
+                f"  boot {b.n}: selected={b.selected} countpath={b.countpath} action={b.action} "
+                f"outcome={b.outcome or '?'} bootstatus={b.bootstatus} pstore={b.pstore_files} "
+                f"bg={b.bg_results} errors={b.errors}"
+            )
+        lines.append(f"  ESP entries at the end: {self.esp_entries}")
+        lines.append(
+            f"  QMP: {[(e.name, round(e.at, 1)) for e in self.run.events if e.name != 'RTC_CHANGE']}"
+        )
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scenario": self.scenario.name,
+            "loader": self.loader.version,
+            "loader_info": self.loader.loader_info,
+            "accel": self.accel,
+            "stopped": self.run.stopped,
+            "seconds": round(self.seconds, 1),
+            "qemu_cpu_seconds": round(self.run.cpu, 1),
+            "boots": [
+                {
+                    "n": b.n,
+                    "selected": b.selected,
+                    "countpath": b.countpath,
+                    "action": b.action,
+                    "outcome": b.outcome,
+                    "bootstatus": b.bootstatus,
+                    "bg": b.bg_results,
+                    "uptime_at_init": b.uptime,
+                }
+                for b in self.boots
+            ],
+            "esp_entries": self.esp_entries,
+            "qmp": [e.to_json() for e in self.run.events if e.name != "RTC_CHANGE"],
+        }
+
+
+@functools.cache
+def python_extra_path() -> str:
+    """PYTHONPATH for the guest's Debian python3 to find the checkout's userland dependencies (attrs …).
+
+    The site-packages of the interpreter running the tests, when it is the same X.Y as /usr/bin/python3
+    (pure-Python packages and cp3X extension modules then load in both); empty otherwise.
+    """
+    debian = run(["/usr/bin/python3", "-c", "import sys; print(*sys.version_info[:2])"]).stdout.split()
+    if debian != [str(sys.version_info[0]), str(sys.version_info[1])]:
+        return ""
+    return ":".join(p for p in site.getsitepackages() if os.path.isdir(p) and not p.startswith("/usr/"))
+
+
+def control_files(scn: Scenario) -> dict[str, str | bytes]:
+    env = (
+        f"CHECKOUT={CHECKOUT}\n"
+        f"MAX_BOOTS={scn.max_boots}\n"
+        f"WDT_HEARTBEAT={scn.watchdog_heartbeat}\n"
+        f"STATE_DIR={STATE_DIR_IN_GUEST}\n"
+        f"PYEXTRA={python_extra_path()}\n"
+    )
+    files: dict[str, str | bytes] = {"control/env": env}
+    files.update({f"control/{name}": body for name, body in scn.control.items()})
+    return files
+
+
+def _esp_texts(boot_disk: Path) -> dict[str, str]:
+    texts = {"/loader/loader.conf": disk.esp_read(boot_disk, "/loader/loader.conf")}
+    for name in disk.esp_listing(boot_disk):
+        texts[f"/loader/entries/{name}"] = disk.esp_read(boot_disk, f"/loader/entries/{name}")
+    return texts
+
+
+def run_scenario(
+    scn: Scenario,
+    loader: LoaderBinary,
+    kernel: Kernel,
+    accel: str,
+    workdir: Path,
+    *,
+    on_line: Callable[[str], None] | None = None,
+) -> ScenarioResult:
+    """Build the disks for `scn` with `loader`, boot it in one QEMU process, and read everything back.
+
+    `on_line` gets every serial line while the VM runs (for live narration).
+    """
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    started = time.monotonic()
+    esp = disk.EspLayout(
+        loader_efi=loader.efi,
+        kernel=kernel.vmlinuz,
+        initrd=initramfs(kernel),
+        loader_conf=scn.loader_conf,
+        entries=scn.entries,
+    )
+    boot_disk, state_disk = workdir / "disk.img", workdir / "state.img"
+    disk.build_boot_disk(boot_disk, esp)
+    disk.build_state_disk(state_disk, control_files(scn))
+    vm = qemu.run_vm(
+        qemu.VmSpec(
+            workdir=workdir,
+            boot_disk=boot_disk,
+            state_disk=state_disk,
+            accel=accel,
+            timeout=scn.timeout,
+            max_boots=scn.max_boots + 2,
+            share_host_root=scn.needs_host_root,
+        ),
+        on_line,
+    )
+    boots = serial.parse_boots(vm.serial)
+    result = ScenarioResult(
+        scenario=scn,
+        loader=loader,
+        accel=accel,
+        workdir=workdir,
+        run=vm,
+        boots=boots,
+        esp_entries=disk.esp_listing(boot_disk),
+        esp_texts=_esp_texts(boot_disk),
+        state=disk.read_state_disk(state_disk, workdir / "state"),
+        seconds=time.monotonic() - started,
+    )
+    (workdir / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    if os.environ.get("BOOTGUARD_VM_KEEP_DISKS") != "1":
+        for img in (boot_disk, state_disk, workdir / "OVMF_VARS.fd"):
+            img.unlink(missing_ok=True)
+    return result

@@ -1,0 +1,240 @@
+"""The harness's own parts, without booting anything: parsers, the apt source lookup, cpio, the disks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bootguard.errors import NotFoundError
+from tests.vm.demo import Narrator
+from tests.vm.harness import disk, marks, packages, serial
+from tests.vm.harness.initramfs import GUEST_INIT, Cpio
+from tests.vm.harness.qemu import SerialTail, strip_ansi
+from tests.vm.harness.scenario import efivar_hex
+from tests.vm.harness.suite import Row, VmSuite
+
+GUID = serial.LOADER_GUID
+
+SERIAL_LOG = f"""\
+\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0)\r
+BGVM-BOOT n=1 selected=a+2.conf countpath=\\loader\\entries\\a+1-1.conf info=systemd-boot_252 uptime=4.5
+BGVM-VAR n=1 name=LoaderEntryDefault hex={efivar_hex("bootguard-*")}
+BGVM-WDT n=1 identity=i6300ESB_timer bootstatus=0 state=inactive timeout=5
+BGVM-ESP n=1 entries=a+1-1.conf b.conf
+BGVM-PSTORE n=1 files=10
+BGVM-ACTION n=1 name=panic
+BGVM-PANIC n=1
+[    9.1] Kernel panic - not syncing: sysrq triggered crash
+BdsDxe: starting Boot0001 "UEFI Misc Device" from PciRoot(0x0)/Pci(0x1,0x0)
+BGVM-BOOT n=2 selected=b.conf countpath=- info=systemd-boot_252 uptime=4.1
+BGVM-WDT n=2 identity=i6300ESB_timer bootstatus=32 state=inactive timeout=5
+BGVM-ACTION n=2 name=golden
+BGVM-BG rc=0 cmd=initrd --watchdog-timeout 5
+BGVM-END n=2 reason=ok
+"""
+
+
+def test_parse_boots_reads_every_marker() -> None:
+    """Each BGVM-BOOT starts a boot; variables, watchdog, ESP, action, outcome and bootguard runs follow."""
+    boots = serial.parse_boots(strip_ansi(SERIAL_LOG))
+    assert [b.n for b in boots] == [1, 2]
+    first, second = boots
+    assert first.selected == "a+2.conf"
+    assert first.entry_file == "a+1-1.conf"
+    assert first.variables["LoaderEntryDefault"].text == "bootguard-*"
+    assert first.variables["LoaderEntryDefault"].attrs == 7
+    assert first.esp_entries == ["a+1-1.conf", "b.conf"]
+    assert (first.action, first.outcome, first.bootstatus) == ("panic", "panic", 0)
+    assert any("Kernel panic" in line for line in first.lines)
+    assert second.countpath is None and second.entry_file == "b.conf"
+    assert (second.bootstatus, second.outcome) == (32, "end:ok")
+    assert (first.pstore_files, second.pstore_files) == (10, 0)
+    assert second.bg_results == [(0, "initrd --watchdog-timeout 5")]
+    assert serial.firmware_starts(strip_ansi(SERIAL_LOG)) == 2
+    assert serial.kernel_panics(SERIAL_LOG) == 1
+
+
+def test_strip_ansi_removes_escapes_and_carriage_returns() -> None:
+    """OVMF's colour and cursor escapes and CRs do not reach the parsed log."""
+    assert strip_ansi("\x1b[0m\x1b[35m\x1b[40mBdsDxe\x1b[?25l: x\r\n") == "BdsDxe: x\n"
+
+
+def test_efivar_hex_is_attributes_then_utf16_with_nul() -> None:
+    """The guest writes attribute word 7 then UTF-16LE text and a NUL, as efivarfs expects."""
+    assert efivar_hex("ab") == "07000000" + "6100" + "6200" + "0000"
+    var = serial.EfiVar.from_hex(efivar_hex("a\0b", attrs=6))
+    assert (var.attrs, var.strings) == (6, ["a", "b"])
+
+
+def test_host_debian_source_skips_third_party_and_security(tmp_path: Path) -> None:
+    """The host's own Debian mirror is found in deb822 files; other vendors' one-line sources are ignored."""
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list").write_text("deb https://vendor.example/apt cloud-sdk-bookworm main\n")
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\n"
+        "Types: deb\n# comment\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+    source = packages.host_debian_source(tmp_path, codename="bookworm")
+    assert source == packages.AptSource("http://mirror.example/debian", packages.DEFAULT_KEYRING)
+
+
+def test_host_debian_source_reads_one_line_format(tmp_path: Path) -> None:
+    """A classic sources.list line with [signed-by=…] is understood too."""
+    (tmp_path / "sources.list").write_text(
+        "# deb http://old.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main contrib\n"
+    )
+    assert packages.host_debian_source(tmp_path, codename="bookworm") == packages.AptSource(
+        "http://m.example/debian", "/k.gpg"
+    )
+
+
+def test_host_debian_source_without_a_match_says_what_is_missing(tmp_path: Path) -> None:
+    """No Debian source for the host's suite is an error naming the suite."""
+    (tmp_path / "sources.list").write_text("deb http://m.example/debian trixie main\n")
+    with pytest.raises(NotFoundError, match="bookworm"):
+        packages.host_debian_source(tmp_path, codename="bookworm")
+
+
+def test_embedded_loader_info_reads_the_sdmagic_marker(tmp_path: Path) -> None:
+    """The LoaderInfo string is taken from the binary's `#### LoaderInfo: … ####` marker."""
+    efi = tmp_path / "x.efi"
+    efi.write_bytes(b"MZ\0\0#### LoaderInfo: systemd-boot 257.13-1~deb13u1 ####\0")
+    assert packages.embedded_loader_info(efi) == "systemd-boot 257.13-1~deb13u1"
+    efi.write_bytes(b"MZ")
+    with pytest.raises(NotFoundError):
+        packages.embedded_loader_info(efi)
+
+
+def test_pick_version_takes_the_suite_of_the_major() -> None:
+    """The exact version is the one the major's suite carries, not the newest overall."""
+    pairs = [("262.1-1", "sid"), ("257.13-1~deb13u1", "trixie"), ("254.26-1~bpo12+1", "bookworm-backports")]
+    assert packages._pick_version(pairs, "257") == "257.13-1~deb13u1"
+    with pytest.raises(NotFoundError, match="bookworm"):
+        packages._pick_version(pairs, "252")
+
+
+def test_bls_entry_renders_sort_key_and_version_before_the_kernel() -> None:
+    """An entry renders title, sort-key, version, linux, initrd, options in that order."""
+    entry = disk.BlsEntry("a.conf", "A", "console=ttyS0", sort_key="bootguard-0", version="2")
+    assert entry.render() == (
+        "title A\nsort-key bootguard-0\nversion 2\n"
+        "linux /vmlinuz\ninitrd /initrd.img\noptions console=ttyS0\n"
+    )
+
+
+def test_command_modules_follow_cli_main_naming() -> None:
+    """`list` lives in list_.py and `pin-golden` in pin_golden.py, as cli/main.py names them."""
+    assert marks.command_module("list") == "bootguard.cli.commands.list_"
+    assert marks.command_module("pin-golden") == "bootguard.cli.commands.pin_golden"
+    assert marks.missing_commands("no-such-command") == ["no-such-command"]
+
+
+def test_summary_table_aligns_columns() -> None:
+    """The summary table has a header and one aligned row per scenario."""
+    suite = VmSuite.__new__(VmSuite)
+    suite.rows = {"t1": Row("s2-panic-twice", "252.39-1~deb12u2", "4", "passed", "64")}
+    lines = suite.table().splitlines()
+    assert lines[0].split() == ["scenario", "systemd-boot", "boots", "result", "seconds"]
+    assert lines[1].split() == ["s2-panic-twice", "252.39-1~deb12u2", "4", "passed", "64"]
+    assert lines[0].index("boots") == lines[1].index("4")
+
+
+@pytest.mark.integration
+def test_cpio_archive_lists_with_the_real_cpio(tmp_path: Path) -> None:
+    """The newc writer produces an archive GNU cpio reads, device node included."""
+    cpio = Cpio()
+    cpio.directory("dev")
+    cpio.chardev("dev/console", 5, 1)
+    cpio.file("init", b"#!/bin/sh\n", 0o755)
+    cpio.symlink("sh", "busybox")
+    archive = tmp_path / "a.cpio"
+    archive.write_bytes(cpio.finish())
+    listing = subprocess.run(["cpio", "-itv", "-F", str(archive)], capture_output=True, text=True, check=True)
+    lines = listing.stdout.splitlines()
+    assert [line.split()[-1] if "->" not in line else line.split()[-3] for line in lines] == [
+        "dev",
+        "dev/console",
+        "init",
+        "sh",
+    ]
+    assert lines[1].startswith("crw") and lines[2].startswith("-rwxr-xr-x")
+
+
+@pytest.mark.integration
+def test_boot_disk_round_trip_with_mtools(tmp_path: Path) -> None:
+    """A built GPT disk holds the ESP at 1 MiB with the entries, readable back with mtools."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x" * 1000)
+    layout = disk.EspLayout(
+        loader_efi=blob,
+        kernel=blob,
+        initrd=blob,
+        loader_conf="timeout 0\ndefault bootguard-*\n",
+        entries=(disk.BlsEntry("a+2.conf", "A", "quiet"), disk.BlsEntry("b.conf", "B", "quiet")),
+    )
+    image = tmp_path / "disk.img"
+    disk.build_boot_disk(image, layout)
+    assert disk.esp_listing(image) == ["a+2.conf", "b.conf"]
+    assert disk.esp_read(image, "/loader/loader.conf") == "timeout 0\ndefault bootguard-*\n"
+    assert disk.esp_listing(image, "/EFI/BOOT") == ["BOOTX64.EFI"]
+    table = subprocess.run(
+        ["sfdisk", "--dump", str(image)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "start=        2048" in table and disk.ESP_TYPE_GUID in table
+
+
+@pytest.mark.integration
+def test_state_disk_round_trip_with_e2fsprogs(tmp_path: Path) -> None:
+    """Files put on the ext4 state disk come back with their content and execute bits."""
+    image = tmp_path / "state.img"
+    disk.build_state_disk(image, {"control/env": "A=1\n", "control/boot-1.sh": "finish\n"}, size_mib=8)
+    out = disk.read_state_disk(image, tmp_path / "out")
+    assert (out / "control" / "env").read_text() == "A=1\n"
+    assert (out / "control" / "boot-1.sh").stat().st_mode & 0o111
+
+
+def test_serial_tail_hands_over_whole_lines_only(tmp_path: Path) -> None:
+    """Live narration sees each serial line once, complete and ANSI-stripped, the last one at the end."""
+    log = tmp_path / "serial.raw"
+    seen: list[str] = []
+    tail = SerialTail(log, seen.append)
+    tail.poll()
+    log.write_bytes(b"\x1b[0mBGVM-BOOT n=1\r\nBGVM-AC")
+    tail.poll()
+    assert seen == ["BGVM-BOOT n=1"]
+    with open(log, "ab") as f:
+        f.write(b"TION n=1 name=ok\nlast")
+    tail.poll()
+    tail.poll(final=True)
+    assert seen == ["BGVM-BOOT n=1", "BGVM-ACTION n=1 name=ok", "last"]
+
+
+def test_demo_narrator_tells_each_boot_when_it_ends() -> None:
+    """The demo narrates a boot once its ending marker arrives: entry, counter, bootguard's lines, ending."""
+    told: list[str] = []
+    narrator = Narrator(told.append)
+    for line in strip_ansi(SERIAL_LOG).splitlines():
+        narrator.feed(line)
+    text = "\n".join(told)
+    assert "boot 1" in text and "systemd-boot chose a+2.conf" in text
+    assert "counted: renamed to a+1-1.conf — attempt 1, 1 try left" in text
+    assert "the kernel panics" in text
+    assert "$ bootguard initrd --watchdog-timeout 5   → exit 0" in text
+    assert "watchdog bootstatus 32" in text
+    assert text.count("\nboot ") == 2 and told[-1].strip() == "→ power off"
+
+
+@pytest.mark.integration
+def test_guest_init_is_shellcheck_clean() -> None:
+    """The guest's /init passes shellcheck as POSIX sh (busybox ash runs it)."""
+    exe = shutil.which("shellcheck")
+    if exe is None:
+        pytest.fail("shellcheck is missing: install the Debian package shellcheck")
+    done = subprocess.run([exe, "-s", "sh", str(GUEST_INIT)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout
