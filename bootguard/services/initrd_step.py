@@ -169,6 +169,35 @@ def _act(view: BootView, store: StateStore, opts: Options, decision: Decision) -
     return done
 
 
+def archive_pstore(pstore: str, archive: str) -> int:
+    """Move the kernel's crash records out of pstore once their cause is recorded.
+
+    Left in place they would be blamed again for the next unrelated failure, and with the EFI
+    backend they fill the firmware's variable store (as systemd-pstore.service, which also moves them).
+    """
+    import shutil
+
+    try:
+        names = sorted(n for n in os.listdir(pstore) if n.startswith("dmesg"))
+    except OSError:
+        return 0
+    if not names:
+        return 0
+    target = os.path.join(archive, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    os.makedirs(target, mode=0o700, exist_ok=True)
+    moved = 0
+    for name in names:
+        src = os.path.join(pstore, name)
+        try:
+            shutil.copyfile(src, os.path.join(target, name))
+            os.unlink(src)
+            moved += 1
+        except OSError:
+            continue  # a record we cannot move stays for systemd-pstore; never fail the boot for it
+    fs.fsync_dir(target)
+    return moved
+
+
 def arm_watchdog(opts: Options) -> str:
     """Arm the watchdog with the configured timeout and let go of it without disarming (hand-off)."""
     from bootguard.seams import watchdog as wd
@@ -236,6 +265,7 @@ def run(opts: Options) -> dict[str, object]:
     try:
         _record(store, decision)
         report["recorded"] = opts.state_dir
+        report["pstore_archived"] = archive_pstore(opts.pstore, os.path.join(opts.state_dir, "pstore"))
         if obs.view is not None:
             report["done"] = _act(obs.view, store, opts, decision)
     except ReadOnlyError:

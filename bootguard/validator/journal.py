@@ -79,8 +79,10 @@ class Journal:
             "SYSLOG_IDENTIFIER": self.identifier,
         }
         record.update({f"BOOTGUARD_{k.upper()}": str(v) for k, v in fields.items() if v is not None})
-        if not self._to_journal(encode(record)):
-            stream = self.stream if self.stream is not None else sys.stderr
+        stream = self.stream if self.stream is not None else sys.stderr
+        # Without a journal the message goes to stderr; with one, a person at a terminal sees it too.
+        # (The CLI prints nothing else in text mode, so nothing is said twice.)
+        if not self._to_journal(encode(record)) or stream.isatty():
             print(f"{self.identifier}: {message}", file=stream, flush=True)
 
     def _to_journal(self, datagram: bytes) -> bool:

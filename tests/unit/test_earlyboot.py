@@ -75,6 +75,9 @@ def test_panic_log_in_pstore_is_the_cause(host: HostTree, tmp_path: Path) -> Non
     _initrd(host, "--pstore", str(pstore))
     failures = [e for e in _events(host) if e["kind"] == "counted-failure"]
     assert [f["cause"] for f in failures] == ["kernel-panic"]
+    # The record is archived in the state directory, so it is not blamed again next time.
+    assert list(pstore.iterdir()) == []
+    assert [p.name for p in (host.state / "pstore").glob("*/*")] == ["dmesg-efi-1"]
 
 
 def test_lost_default_variable_is_restored_while_trial_runs(host: HostTree) -> None:

@@ -67,7 +67,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if outcome.step is not None:
             doc["step"] = outcome.step.value
         emit_json(doc)
-    else:
-        for line in outcome.messages:
-            say(line)
+    # In text mode every message already went to the journal (or stderr) as it happened.
     return outcome.exit_code
