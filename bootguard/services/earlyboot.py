@@ -42,6 +42,7 @@ class Cause(enum.Enum):
     PANIC = "kernel-panic"
     BEFORE_BOOTGUARD = "failed-before-bootguard"  # kernel or early initrd: bootguard never ran
     VALIDATION = "validation-failed"
+    INITRD = "initrd-failure"  # the initrd could not reach the real root (recorded by `initrd --failed`)
     UNKNOWN = "unknown"  # reset button, power loss, `reboot -f` without a verdict
 
 
@@ -114,6 +115,7 @@ def _explain(cause: Cause, obs: Observation) -> str:
         Cause.PANIC: f"the kernel panicked (pstore {obs.panic_log})",
         Cause.BEFORE_BOOTGUARD: "it failed before bootguard's early-boot step ran (kernel or early initrd)",
         Cause.VALIDATION: "health checks failed",
+        Cause.INITRD: "the initrd could not bring up the root file system",
         Cause.UNKNOWN: "it ended without a verdict (reset, power loss or forced reboot)",
     }[cause]
 

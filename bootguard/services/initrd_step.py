@@ -244,6 +244,37 @@ def unmount(target: str) -> None:
     proc.run(["umount", target], check=False, timeout=30)
 
 
+def record_failure(opts: Options, reason: str) -> dict[str, object]:
+    """The initrd failed (no root, emergency target): say so now, before the reboot that follows.
+
+    The boot was already counted by the loader; this names the cause, so the next early-boot step
+    does not have to guess ("ended without a verdict").
+    """
+    from bootguard.model.state import Outcome
+
+    store = StateStore(opts.state_dir)
+    now = time.time()
+
+    def change(s: State) -> State:
+        last = s.extra.get(earlyboot.LAST_BOOT)
+        last = dict(last) if isinstance(last, dict) else {"boot_id": opts.boot_id or read_boot_id()}
+        entry = str(last.get("entry") or "?")
+        return s.with_attempt(entry, Outcome.FAILED, earlyboot.Cause.INITRD.value, now).with_extra(
+            earlyboot.LAST_BOOT, {**last, "verdict": "bad"}
+        )
+
+    if opts.dry_run:
+        return {"events": [f"would record an initrd failure: {reason}"], "actions": [], "dry_run": True}
+    state = store.update(change)
+    last = state.extra.get(earlyboot.LAST_BOOT)
+    entry = str(last.get("entry")) if isinstance(last, dict) and last.get("entry") else None
+    message = f"the initrd failed{f' booting {entry}' if entry else ''}: {reason}"
+    store.append_event(
+        Event.new(EventKind.INITRD_FAILURE, message, entry=entry, cause=earlyboot.Cause.INITRD.value)
+    )
+    return {"events": [message], "actions": [], "dry_run": False, "recorded": opts.state_dir}
+
+
 def run(opts: Options) -> dict[str, object]:
     if opts.mount_esp and opts.esp is None:
         mounted = mount_esp(opts.efivars)

@@ -144,3 +144,17 @@ def test_not_counted_boot_on_read_only_esp(host: HostTree) -> None:
     assert "not-counted" in kinds
     status = host.cli_json("status")
     assert isinstance(status, dict) and status["counted"] is False
+
+
+def test_initrd_failure_is_recorded_with_its_cause(host: HostTree) -> None:
+    """`initrd --failed` names the cause at once; the next boot does not report it again as unknown."""
+    loader = _staged(host)
+    loader.boot()
+    _initrd(host)
+    code, out, err = host.cli("initrd", "--failed", "root device /dev/vdz not found")
+    assert code == 0, err
+    assert "the initrd failed booting bootguard-trial+1-1.conf: root device /dev/vdz not found" in out
+    loader.boot()
+    _initrd(host)
+    kinds_causes = [(e["kind"], e["cause"]) for e in _events(host) if e["cause"]]
+    assert kinds_causes == [("initrd-failure", "initrd-failure")]

@@ -37,6 +37,12 @@ OPTIONS = (
     Opt("--watchdog-sysfs", str, "/sys/class/watchdog"),
     Opt("--pstore", str, "/sys/fs/pstore"),
     Opt("--boot-id", str),  # simulated boots share the kernel's boot id
+    Opt(
+        "--failed",
+        str,
+        metavar="REASON",
+        help="record that this boot failed in the initrd (from emergency.target), then exit",
+    ),
 )
 
 
@@ -63,7 +69,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         mount_esp=args.mount_esp,
         boot_id=args.boot_id,
     )
-    report = run_step(opts)
+    if args.failed:
+        from bootguard.services.initrd_step import record_failure
+
+        report = record_failure(opts, args.failed)
+    else:
+        report = run_step(opts)
     if ctx.json:
         emit_json(report)
         return 0
