@@ -62,7 +62,10 @@ class HostTree:
         path.write_bytes(struct.pack("<I", attrs) + (value + "\0").encode("utf-16-le"))
 
     def get_var(self, name: str) -> str | None:
-        path = self.efivars / f"{name}-{GUID}"
+        return self.get_var_guid(name, GUID)
+
+    def get_var_guid(self, name: str, guid: str) -> str | None:
+        path = self.efivars / f"{name}-{guid}"
         if not path.exists():
             return None
         return path.read_bytes()[4:].decode("utf-16-le").rstrip("\0")

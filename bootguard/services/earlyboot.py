@@ -54,11 +54,12 @@ class Action(enum.Enum):
 
 
 class Observation(Frozen):
-    __slots__ = ("boot_id", "panic_log", "problems", "state", "view", "watchdog_reset")
+    __slots__ = ("boot_id", "failure_note", "panic_log", "problems", "state", "view", "watchdog_reset")
     view: BootView | None
     state: State
     watchdog_reset: bool
     panic_log: str | None
+    failure_note: str | None  # left by `initrd --failed` in the previous boot (an EFI variable)
     boot_id: str | None
     problems: tuple[str, ...]
 
@@ -71,12 +72,14 @@ class Observation(Frozen):
         panic_log: str | None = None,
         boot_id: str | None = None,
         problems: tuple[str, ...] = (),
+        failure_note: str | None = None,
     ) -> None:
         self._init(
             view=view,
             state=state,
             watchdog_reset=watchdog_reset,
             panic_log=panic_log,
+            failure_note=failure_note,
             boot_id=boot_id,
             problems=problems,
         )
@@ -102,6 +105,8 @@ class Decision(Frozen):
 
 
 def _failure_cause(obs: Observation) -> Cause:
+    if obs.failure_note:
+        return Cause.INITRD
     if obs.watchdog_reset:
         return Cause.WATCHDOG
     if obs.panic_log:
@@ -115,7 +120,7 @@ def _explain(cause: Cause, obs: Observation) -> str:
         Cause.PANIC: f"the kernel panicked (pstore {obs.panic_log})",
         Cause.BEFORE_BOOTGUARD: "it failed before bootguard's early-boot step ran (kernel or early initrd)",
         Cause.VALIDATION: "health checks failed",
-        Cause.INITRD: "the initrd could not bring up the root file system",
+        Cause.INITRD: f"it failed in the initrd ({obs.failure_note or 'no root file system'})",
         Cause.UNKNOWN: "it ended without a verdict (reset, power loss or forced reboot)",
     }[cause]
 
@@ -168,7 +173,7 @@ def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], 
     prev = obs.state.extra.get(LAST_BOOT)
     seen = int(prev.get("trial_done", 0)) if isinstance(prev, dict) else 0
     now = tc.tries_done - (1 if view.booted is tc else 0)
-    cause = Cause.PANIC if obs.panic_log else Cause.BEFORE_BOOTGUARD
+    cause = Cause.INITRD if obs.failure_note else Cause.PANIC if obs.panic_log else Cause.BEFORE_BOOTGUARD
     events, failures = [], []
     for _ in range(max(0, now - seen)):
         events.append(
@@ -274,6 +279,16 @@ def decide(obs: Observation) -> Decision:
             entry=view.booted.filename if view.booted else view.vars.entry_selected,
             counted=view.counted,
             trial_done=tc.tries_done if tc and tc.tries_done else 0,
+        )
+    if obs.failure_note and not failures:  # an uncounted boot died in the initrd
+        events.insert(
+            0,
+            Event.new(
+                EventKind.INITRD_FAILURE,
+                f"a boot failed in the initrd: {obs.failure_note}",
+                cause=Cause.INITRD.value,
+                boot_id=obs.boot_id,
+            ),
         )
     for p in obs.problems:
         events.append(Event.new(EventKind.NOT_COUNTED, p, boot_id=obs.boot_id))

@@ -91,6 +91,7 @@ def observe(opts: Options, store: StateStore) -> Observation:
     return Observation(
         view,
         state,
+        failure_note=take_failure_note(opts.efivars),
         watchdog_reset=reset,
         panic_log=earlyboot.find_panic_log(opts.pstore),
         boot_id=opts.boot_id or read_boot_id(),
@@ -244,35 +245,36 @@ def unmount(target: str) -> None:
     proc.run(["umount", target], check=False, timeout=30)
 
 
+BOOTGUARD_GUID = "b0075a7e-9d1e-4c1e-8f4b-3b6f0a5e2c11"  # bootguard's own EFI variable namespace
+FAILURE_VAR = "BootguardInitrdFailure"
+
+
 def record_failure(opts: Options, reason: str) -> dict[str, object]:
-    """The initrd failed (no root, emergency target): say so now, before the reboot that follows.
+    """The initrd failed (no root, emergency target): leave the cause where the next boot finds it.
 
-    The boot was already counted by the loader; this names the cause, so the next early-boot step
-    does not have to guess ("ended without a verdict").
+    The root file system is not there, and /run does not survive the reboot that follows, so the
+    reason goes into a non-volatile EFI variable of bootguard's own; the next early-boot step reads
+    it as the cause of the previous boot's failure and deletes it. The loader already counted the
+    attempt, so after the configured tries it falls back to golden by itself.
     """
-    from bootguard.model.state import Outcome
+    from bootguard.seams.efivars import EfiVars
 
-    store = StateStore(opts.state_dir)
-    now = time.time()
-
-    def change(s: State) -> State:
-        last = s.extra.get(earlyboot.LAST_BOOT)
-        last = dict(last) if isinstance(last, dict) else {"boot_id": opts.boot_id or read_boot_id()}
-        entry = str(last.get("entry") or "?")
-        return s.with_attempt(entry, Outcome.FAILED, earlyboot.Cause.INITRD.value, now).with_extra(
-            earlyboot.LAST_BOOT, {**last, "verdict": "bad"}
-        )
-
-    if opts.dry_run:
-        return {"events": [f"would record an initrd failure: {reason}"], "actions": [], "dry_run": True}
-    state = store.update(change)
-    last = state.extra.get(earlyboot.LAST_BOOT)
-    entry = str(last.get("entry")) if isinstance(last, dict) and last.get("entry") else None
-    message = f"the initrd failed{f' booting {entry}' if entry else ''}: {reason}"
-    store.append_event(
-        Event.new(EventKind.INITRD_FAILURE, message, entry=entry, cause=earlyboot.Cause.INITRD.value)
+    message = (
+        f"would record an initrd failure: {reason}" if opts.dry_run else f"initrd failure recorded: {reason}"
     )
-    return {"events": [message], "actions": [], "dry_run": False, "recorded": opts.state_dir}
+    if not opts.dry_run:
+        EfiVars(opts.efivars).write_str(FAILURE_VAR, reason[:200], attrs=0x7, guid=BOOTGUARD_GUID)
+    return {"events": [message], "actions": [], "dry_run": opts.dry_run}
+
+
+def take_failure_note(efivars: str) -> str | None:
+    """The initrd-failure reason left by the previous boot (deleted by `run` once recorded)."""
+    from bootguard.seams.efivars import EfiVars
+
+    efi = EfiVars(efivars)
+    if not efi.available():
+        return None
+    return efi.read_str(FAILURE_VAR, BOOTGUARD_GUID)
 
 
 def run(opts: Options) -> dict[str, object]:
@@ -297,6 +299,10 @@ def run(opts: Options) -> dict[str, object]:
         _record(store, decision)
         report["recorded"] = opts.state_dir
         report["pstore_archived"] = archive_pstore(opts.pstore, os.path.join(opts.state_dir, "pstore"))
+        if obs.failure_note is not None:  # recorded: the note has done its job
+            from bootguard.seams.efivars import EfiVars
+
+            EfiVars(opts.efivars).delete(FAILURE_VAR, BOOTGUARD_GUID)
         if obs.view is not None:
             report["done"] = _act(obs.view, store, opts, decision)
     except ReadOnlyError:

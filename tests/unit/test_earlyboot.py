@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from bootguard.seams.statestore import StateStore
+from bootguard.services.initrd_step import BOOTGUARD_GUID
 from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
@@ -153,8 +154,17 @@ def test_initrd_failure_is_recorded_with_its_cause(host: HostTree) -> None:
     _initrd(host)
     code, out, err = host.cli("initrd", "--failed", "root device /dev/vdz not found")
     assert code == 0, err
-    assert "the initrd failed booting bootguard-trial+1-1.conf: root device /dev/vdz not found" in out
-    loader.boot()
+    assert "initrd failure recorded: root device /dev/vdz not found" in out
+    assert host.get_var_guid("BootguardInitrdFailure", BOOTGUARD_GUID) == "root device /dev/vdz not found"
+    loader.boot()  # attempt 2 dies in the initrd before bootguard's step: only the note is left
+    assert host.cli("initrd", "--failed", "root device /dev/vdz not found")[0] == 0
+    loader.boot()  # golden
     _initrd(host)
-    kinds_causes = [(e["kind"], e["cause"]) for e in _events(host) if e["cause"]]
-    assert kinds_causes == [("initrd-failure", "initrd-failure")]
+    causes = [(e["kind"], e["cause"]) for e in _events(host) if e["cause"]]
+    assert causes == [
+        ("counted-failure", "initrd-failure"),
+        ("counted-failure", "initrd-failure"),
+        ("rolled-back", "initrd-failure"),
+    ]
+    assert "root device /dev/vdz not found" in str(_events(host))
+    assert host.get_var_guid("BootguardInitrdFailure", BOOTGUARD_GUID) is None
