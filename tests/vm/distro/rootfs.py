@@ -57,8 +57,9 @@ UNITS = CHECKOUT / "systemd"
 PACKAGE = CHECKOUT / "bootguard"
 # Enabled as a distribution package's postinst would; the harness's report unit ends each scenario.
 ENABLE = ("bootguard-validate.service", "bootguard-boot-deadline.timer", "bgvm-report.service")
-# The other blesser: bootguard must be the only one (docs/validator.md).
-MASK = ("systemd-bless-boot.service",)
+# The other blesser: bootguard must be the only one (docs/validator.md). No logins on the serial line:
+# a getty on the console also makes systemd stop printing unit status there, which the logs need.
+MASK = ("systemd-bless-boot.service", "getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
 EMPTY_DIRS = ("boot/efi", "etc/bootguard", "etc/bgvm", "var/lib/bgvm")
 
 _LOCK = threading.Lock()  # two scenarios start at once; each stage is built once
