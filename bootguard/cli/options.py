@@ -71,8 +71,8 @@ def parse_fast(
             values[o.dest] = True
             continue
         if not eq:
-            if not args:
-                return None
+            if not args or (args[0].startswith("-") and args[0] != "-"):
+                return None  # argparse would refuse an option where a value belongs
             inline = args.pop(0)
         try:
             values[o.dest] = o.kind(inline)
