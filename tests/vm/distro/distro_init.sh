@@ -7,8 +7,8 @@
 # 2. prints the harness's marker lines (`BGVM-BOOT`, `BGVM-VAR`, `BGVM-WDT`, `BGVM-ESP`: the host parses
 #    them with tests/vm/harness/serial.py) and counts the boot in /sysroot/var/lib/bgvm/boots;
 # 3. installs the booted generation's configuration (`bgvm.gen=N` on the kernel command line): its
-#    checks.toml becomes /etc/bootguard/checks.toml, its units go to /run/systemd/system — as if each
-#    generation had its own /etc, like a NixOS generation;
+#    checks.toml becomes /etc/bootguard/checks.toml, its units go to /run/systemd/system and its
+#    system.conf to /run/systemd/system.conf.d — as if each generation had its own /etc, like NixOS;
 # 4. runs /sysroot/etc/bgvm/boot-N.sh if the scenario gave one for boot N, else the default boot:
 #    `bootguard initrd` (chrooted into the root: Debian's python3 and the installed bootguard, state in
 #    /var/lib/bootguard on the root disk) and switch_root into systemd.
@@ -33,6 +33,7 @@ say() { echo "BGVM-$*"; }
 
 load_modules() { # ORDERFILE [PARAMS]
     while read -r ko; do
+        # shellcheck disable=SC2086 # $2 is a list of module parameters
         insmod "/lib/modules/$ko" $2 2>/dev/null || say "MODULE-FAILED $ko"
     done <"$1"
 }
@@ -44,6 +45,7 @@ wait_for() { # PATH
 }
 
 cmdline_arg() { # NAME → value of NAME=value on the kernel command line, or empty
+    # shellcheck disable=SC2013 # the command line is one line of words
     for arg in $(cat /proc/cmdline); do
         case $arg in "$1"=*) echo "${arg#*=}" ;; esac
     done
@@ -51,7 +53,7 @@ cmdline_arg() { # NAME → value of NAME=value on the kernel command line, or em
 
 efistr() {
     f="$EFIVARS/$1-$LOADER_GUID"
-    if [ -e "$f" ]; then tail -c +5 "$f" | tr -d '\000'; else echo -n -; fi
+    if [ -e "$f" ]; then tail -c +5 "$f" | tr -d '\000'; else printf -- -; fi
 }
 
 report_boot() {
@@ -71,6 +73,7 @@ report_boot() {
         say "WDT n=$BOOT_N none"
     fi
     say "ESP n=$BOOT_N loader.conf=$(tr '\n' ';' <$ROOT/boot/efi/loader/loader.conf)"
+    # shellcheck disable=SC2012 # entry file names are plain ASCII
     say "ESP n=$BOOT_N entries=$(ls $ROOT/boot/efi/loader/entries | tr '\n' ' ')"
 }
 
@@ -81,6 +84,10 @@ install_generation() { # GEN: this generation's checks and units (a fresh /run e
         cp "$gen/checks.toml" $ROOT/etc/bootguard/checks.toml
     else
         rm -f $ROOT/etc/bootguard/checks.toml
+    fi
+    if [ -f "$gen/system.conf" ]; then # PID 1 reads /run/systemd/system.conf.d too; 90- sorts after /etc's 50-
+        mkdir -p /run/systemd/system.conf.d
+        cp "$gen/system.conf" /run/systemd/system.conf.d/90-bgvm-generation.conf
     fi
     if [ -d "$gen/units" ]; then
         mkdir -p /run/systemd/system
@@ -150,8 +157,9 @@ switch_to_systemd() {
 load_modules /lib/modules/early.order
 mount -t efivarfs efivarfs $EFIVARS
 mount -t pstore pstore /sys/fs/pstore 2>/dev/null
-wait_for /dev/vdb && mount -t ext4 -o rw /dev/vdb $ROOT || say "ERROR no root disk"
-wait_for /dev/vda1 && mount -t vfat -o rw /dev/vda1 $ROOT/boot/efi || say "ERROR no ESP"
+if ! { wait_for /dev/vdb && mount -t ext4 -o rw /dev/vdb $ROOT; }; then say "ERROR no root disk"; fi
+if ! { wait_for /dev/vda1 && mount -t vfat -o rw /dev/vda1 $ROOT/boot/efi; }; then say "ERROR no ESP"; fi
+# shellcheck source=/dev/null # the scenario's settings, written into the root image by the host
 [ -f $ROOT/etc/bgvm/env ] && . $ROOT/etc/bgvm/env
 load_modules /lib/modules/late.order "heartbeat=$WDT_HEARTBEAT"
 wait_for /dev/watchdog0
@@ -169,6 +177,7 @@ if [ "$BOOT_N" -gt "$MAX_BOOTS" ]; then
 fi
 if [ -f "$ROOT/etc/bgvm/boot-$BOOT_N.sh" ]; then
     say "ACTION n=$BOOT_N name=boot-$BOOT_N"
+    # shellcheck source=/dev/null # the scenario's snippet for this boot
     . "$ROOT/etc/bgvm/boot-$BOOT_N.sh"
 else
     say "ACTION n=$BOOT_N name=systemd"

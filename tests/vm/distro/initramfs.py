@@ -89,4 +89,7 @@ def distro_initramfs(kernel: Kernel) -> Path:
             with open(fd, "wb") as f:
                 f.write(gzip.compress(build_archive(kernel), compresslevel=1, mtime=0))
             Path(tmp).rename(target)
+            for old in target.parent.glob(f"initrd-{kernel.release}-*.img"):
+                if old != target:  # an older init's archive: nothing uses it any more
+                    old.unlink(missing_ok=True)
     return target

@@ -56,7 +56,12 @@ GUEST_FILES = Path(__file__).with_name("guest")
 UNITS = CHECKOUT / "systemd"
 PACKAGE = CHECKOUT / "bootguard"
 # Enabled as a distribution package's postinst would; the harness's report unit ends each scenario.
-ENABLE = ("bootguard-validate.service", "bootguard-boot-deadline.timer", "bgvm-report.service")
+ENABLE = (
+    "bootguard-validate.service",
+    "bootguard-boot-deadline.timer",
+    "bgvm-report.service",
+    "bgvm-journal.service",
+)
 # The other blesser: bootguard must be the only one (docs/validator.md). No logins on the serial line:
 # a getty on the console also makes systemd stop printing unit status there, which the logs need.
 MASK = ("systemd-bless-boot.service", "getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
@@ -178,7 +183,8 @@ def root_image() -> Built:
         target = cache_dir("distro") / f"root-{key}.img"
         if target.exists():
             built = Built("root image", target, 0.0, cached=True)
-            BUILDS.append(built)
+            if built not in BUILDS:
+                BUILDS.append(built)
             return built
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="bgvm-rootfs-", dir=target.parent) as tmpdir:

@@ -1,4 +1,4 @@
-"""A distribution-guest scenario: generations (entries + their configuration), per-boot init scripts → a result.
+"""A distribution-guest scenario: generations (entries + configuration), per-boot init scripts → a result.
 
 A *generation* is what an update installs: a BLS entry whose command line says `bgvm.gen=N`, and that
 generation's `/etc/bootguard/checks.toml` and extra systemd units (the init installs them for the booted
@@ -33,7 +33,8 @@ _MARKER = re.compile(r"^BGVM-([A-Z-]+) (.*)$")
 
 @dataclass(frozen=True)
 class Generation:
-    """One installed generation: its number, checks.toml (None: no declared checks) and extra units.
+    """One installed generation: its number, checks.toml (None: no declared checks), extra units and a
+    drop-in for PID 1's system.conf (e.g. `[Manager]` RuntimeWatchdogSec=).
 
     `units` maps a path relative to /run/systemd/system to a unit file or a `.wants/` symlink.
     """
@@ -41,12 +42,15 @@ class Generation:
     number: int
     checks: str | None = None
     units: Mapping[str, str | rootfs.Symlink] = field(default_factory=dict)
+    system_conf: str | None = None
 
     def files(self) -> dict[str, str | bytes | rootfs.Symlink]:
         base = f"/etc/bgvm/gen-{self.number}"
         out: dict[str, str | bytes | rootfs.Symlink] = {}
         if self.checks is not None:
             out[f"{base}/checks.toml"] = self.checks
+        if self.system_conf is not None:
+            out[f"{base}/system.conf"] = self.system_conf
         out.update({f"{base}/units/{rel}": content for rel, content in self.units.items()})
         return out
 
@@ -144,7 +148,8 @@ class DistroResult:
     def describe(self) -> str:
         lines = [
             f"{self.scenario.name} on {self.loader.loader_info} ({self.accel}): {len(self.boots)} boots, "
-            f"stopped={self.run.stopped}, {self.seconds:.0f} s ({self.run.cpu:.0f} s CPU), workdir {self.workdir}"
+            f"stopped={self.run.stopped}, {self.seconds:.0f} s ({self.run.cpu:.0f} s CPU), "
+            f"workdir {self.workdir}"
         ]
         for b in self.boots:
             lines.append(

@@ -118,13 +118,20 @@ def never_completes(_major: str) -> DistroScenario:
     )
 
 
+# 20 s rather than 10: QEMU's i6300esb counts host time, and PID 1 does not ping while it loads units
+# and runs generators; on a busy 2-core host a 10 s watchdog reset healthy boots right after
+# "Welcome to Debian" (docs/vm-distro.md). 20 s still tells PID 1's setting apart from the initrd's 30 s.
+PID1_WATCHDOG_SEC = 20
+PID1_WATCHDOG = f"[Manager]\nRuntimeWatchdogSec={PID1_WATCHDOG_SEC}\n"
+
+
 def watchdog_handoff(_major: str) -> DistroScenario:
-    """One boot: the initrd arms the i6300esb for 30 s, systemd (RuntimeWatchdogSec=10) takes it over."""
+    """One boot: the initrd arms the i6300esb for 30 s, systemd (RuntimeWatchdogSec=20) takes it over."""
     return DistroScenario(
         name="watchdog-handoff",
         entries=(GOLDEN,),
         loader_conf=LOADER_CONF,
-        generations=(_golden(),),
+        generations=(Generation(1, checks=PASSING_CHECKS, system_conf=PID1_WATCHDOG),),
         max_boots=1,
         initrd_watchdog_timeout=30,
     )
@@ -150,6 +157,11 @@ def watchdog_gap(_major: str) -> DistroScenario:
 
 def _kinds(r: DistroResult) -> list[str]:
     return [str(e.get("kind")) for e in r.bootguard_events()]
+
+
+def _data(event: dict[str, object]) -> dict[str, object]:
+    data = event.get("data")
+    return data if isinstance(data, dict) else {}
 
 
 def _events(r: DistroResult, kind: str) -> list[dict[str, object]]:
@@ -180,9 +192,11 @@ def test_good_trial_is_blessed_through_boot_complete(loader: str, distro_result:
     kinds = _kinds(r)
     assert "blessed" in kinds and "trial-finished" in kinds, r.describe()
     assert "marked-bad" not in kinds, r.describe()
-    # The loader saw the counted trial: LoaderBootCountPath named the renamed copy.
+    # The loader saw the counted trial: LoaderBootCountPath named the renamed copy, and the trial boot
+    # was chosen through the glob `bootguard trial` put in LoaderEntryDefault.
     countpath = r.boots[1].variables["LoaderBootCountPath"].text
     assert countpath.endswith("bootguard-trial+1-1.conf"), countpath
+    assert r.boots[1].variables["LoaderEntryDefault"].text == "bootguard-*", r.describe()
 
 
 @pytest.mark.parametrize("loader", LOADERS)
@@ -199,14 +213,14 @@ def test_failed_check_marks_trial_bad_and_golden_boots(loader: str, distro_resul
     # Boot 2 ended by the validator's `systemctl reboot` (a clean shutdown), not by a reset.
     assert "reboot: Restarting system" in "\n".join(r.boots[1].lines), r.describe()
     assert not r.events_named("WATCHDOG"), r.describe()
-    # Boot 2's entry was renamed bad by the validator (bootguard-trial+0-2.conf), seen by boot 3.
-    assert "bootguard-trial+0-2.conf" in r.boots[2].esp_entries, r.describe()
+    # Boot 2's entry was marked bad by the validator (no tries left: +0-1), as boot 3 sees the ESP.
+    assert "bootguard-trial+0-1.conf" in r.boots[2].esp_entries, r.describe()
     (done,) = r.sys_lines()
     assert done["n"] == "3" and done["boot_complete"] == "active", r.describe()
     failed = _events(r, "check-failed")
     assert [e.get("cause") for e in failed] == ["app-health"], r.describe()
     (validation,) = [e for e in _events(r, "validation") if e.get("cause") == "checks-failed"]
-    assert validation.get("data", {}).get("failed") == ["app-health"], validation  # type: ignore[union-attr]
+    assert _data(validation).get("failed") == ["app-health"], validation
     assert [e.get("entry") for e in _events(r, "marked-bad")] == ["bootguard-trial+1-1.conf"], r.describe()
     assert "rolled-back" in _kinds(r), r.describe()
     assert r.esp_entries == UNTOUCHED, r.describe()
@@ -225,12 +239,17 @@ def test_boot_that_never_completes_is_rejected_by_the_deadline(
     assert r.boots[1].entry_file == "bootguard-trial+1-1.conf", r.describe()
     assert r.boots[2].selected == "bootguard-golden.conf", r.describe()
     trial_lines = "\n".join(r.boots[1].lines)
-    assert "bootguard-validate" not in [s.get("unit") for s in r.sys_lines()], r.describe()
+    # The stuck unit holds multi-user.target, so the validator never ran in boot 2: the deadline did.
+    # (On a starved host the 20 s deadline may fire before the stuck unit's start job even begins.)
+    assert "Starting bootguard-validat" not in trial_lines, r.describe()
+    assert "boot-complete.target was not reached" in trial_lines, r.describe()
     assert "reboot: Restarting system" in trial_lines, r.describe()
     (deadline,) = [e for e in _events(r, "validation") if e.get("cause") == "boot-deadline"]
     assert deadline.get("entry") in ("bootguard-trial+1-1.conf", None), deadline
     assert [e.get("entry") for e in _events(r, "marked-bad")] == ["bootguard-trial+1-1.conf"], r.describe()
-    assert "bootguard-trial+0-2.conf" in r.boots[2].esp_entries, r.describe()
+    assert "bootguard-trial+0-1.conf" in r.boots[2].esp_entries, r.describe()
+    assert r.boots[2].variables["LoaderEntryDefault"].text == "bootguard-*", r.describe()
+    assert "LoaderBootCountPath" not in r.boots[2].variables, r.describe()
     assert [s["n"] for s in r.sys_lines()] == ["3"], r.describe()
     assert r.esp_entries == UNTOUCHED, r.describe()
 
@@ -239,14 +258,17 @@ def test_boot_that_never_completes_is_rejected_by_the_deadline(
 @distro_boots(watchdog_handoff)
 def test_pid1_takes_the_watchdog_over_from_the_initrd(loader: str, distro_result: DistroResult) -> None:
     """The initrd step arms the i6300esb with 30 s and lets go; systemd PID 1 opens it with
-    RuntimeWatchdogSec=10 within the 30 s, so the boot completes without a reset."""
+    RuntimeWatchdogSec=20 within the 30 s and keeps it fed, so the boot completes without a reset."""
     r = distro_result
     assert r.run.stopped == "poweroff", r.describe()
     assert len(r.boots) == 1 and r.bg_results("initrd") == [0], r.describe()
+    assert r.boots[0].selected == "gen-1.conf" and r.boots[0].countpath is None, r.describe()
+    assert r.esp_entries == ["gen-1.conf"], r.describe()
     (handoff,) = r.sys_lines("HANDOFF")
     assert handoff["state"] == "active" and handoff["timeout"] == "30", handoff
     (wdt,) = r.sys_lines("SYS-WDT")
-    assert wdt == {"n": "1", "state": "active", "timeout": "10", "holder": "1"}, r.describe()
+    expected = {"n": "1", "state": "active", "timeout": str(PID1_WATCHDOG_SEC), "holder": "1"}
+    assert wdt == expected, r.describe()
     assert not r.events_named("WATCHDOG"), r.describe()
     assert "watchdog-reset" not in _kinds(r), r.describe()
 
@@ -263,6 +285,7 @@ def test_gap_longer_than_the_timeout_resets_and_is_recorded(loader: str, distro_
     assert [e.data.get("action") for e in r.events_named("WATCHDOG")] == ["reset"], r.describe()
     assert [b.bootstatus for b in r.boots[1:]] == [0, CARDRESET], r.describe()
     assert r.boots[2].entry_file == "bootguard-trial+0-2.conf", r.describe()
+    assert r.esp_entries == ["bootguard-golden.conf", "bootguard-trial+0-2.conf", "gen-1.conf", "gen-2.conf"]
     (failure,) = _events(r, "counted-failure")
     assert failure.get("cause") == "watchdog-reset", failure
     assert failure.get("entry") == "bootguard-trial+1-1.conf", failure

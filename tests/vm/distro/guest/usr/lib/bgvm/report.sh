@@ -19,6 +19,7 @@ say "SYS-WDT n=$n state=$(cat $w/state 2>/dev/null) timeout=$(cat $w/timeout 2>/
 say "SYS-FAILED n=$n units=$(systemctl list-units --failed --no-legend --plain | cut -d' ' -f1 | tr '\n' ',')"
 /usr/bin/bootguard status
 action=poweroff
+# shellcheck source=/dev/null # the scenario's settings (ON_COMPLETE), written by the host
 [ -f /etc/bgvm/env ] && . /etc/bgvm/env && action=${ON_COMPLETE:-poweroff}
 say "END n=$n reason=complete-$action"
 sync
