@@ -20,6 +20,7 @@ from bootguard.seams import proc
 # sandbox cannot reach (arming a real device, mounting the ESP).
 EXPLICIT = (
     "bootguard.cli.commands.initrd",
+    "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp)
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",

@@ -34,9 +34,7 @@ def _install(tree: Path) -> None:
         shutil.copy2(src, target)
     (tree / "bin").mkdir(exist_ok=True)
     shutil.copy2(BUSYBOX, tree / "bin/sh")
-    (tree / "usr/bin").mkdir(parents=True, exist_ok=True)
-    if not (tree / "usr/bin/python3").exists():
-        os.symlink(os.path.basename(os.path.realpath(PYTHON)), tree / "usr/bin/python3")
+    assert not (tree / "usr/bin/python3").exists()  # only python3.X: the wrapper must find it
     shutil.copy2(ROOT / "initrd/bootguard-initrd", tree / "usr/lib/bootguard/bootguard-initrd")
 
 

@@ -125,7 +125,12 @@ mount_host() { # the host root over 9p, read-only, with the guest's own kernel f
     mount -t sysfs sysfs /host/sys
     mount -t efivarfs efivarfs /host$EFIVARS
     mount -t devtmpfs devtmpfs /host/dev
-    for d in run tmp mnt; do mount -t tmpfs tmpfs /host/$d; done
+    # Fresh tmpfs on /run, /tmp and /mnt — but never over the checkout under test or its Python
+    # paths (a CI clone may well live under /tmp): that directory then stays the host's, read-only.
+    for d in run tmp mnt; do
+        case "$CHECKOUT/:${PYEXTRA:-}/" in /$d/* | *:/$d/*) continue ;; esac
+        mount -t tmpfs tmpfs /host/$d
+    done
     mkdir -p /host/mnt/esp /host/mnt/state
     mount --bind /esp /host/mnt/esp
     mount --bind /state /host/mnt/state

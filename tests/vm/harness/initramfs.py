@@ -51,8 +51,10 @@ class Cpio:
     buf: io.BytesIO = field(default_factory=io.BytesIO)
     ino: int = 1
 
-    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
-        fields = [self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0]
+    def _entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0), mtime: int = 0
+    ) -> None:
+        fields = [self.ino, mode, 0, 0, 1, mtime, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0]
         self.ino += 1
         header = b"070701" + b"".join(b"%08X" % f for f in fields)
         self.buf.write(header + name.encode() + b"\0")
@@ -66,8 +68,10 @@ class Cpio:
     def directory(self, name: str) -> None:
         self._entry(name, stat.S_IFDIR | 0o755)
 
-    def file(self, name: str, data: bytes, mode: int = 0o644) -> None:
-        self._entry(name, stat.S_IFREG | mode, data)
+    def file(self, name: str, data: bytes, mode: int = 0o644, mtime: int = 0) -> None:
+        """A regular file. `mtime` matters for Python sources: a .pyc is only used when the mtime it
+        records equals its source's (the kernel keeps cpio mtimes, CONFIG_INITRAMFS_PRESERVE_MTIME)."""
+        self._entry(name, stat.S_IFREG | mode, data, mtime=mtime)
 
     def symlink(self, name: str, target: str) -> None:
         self._entry(name, stat.S_IFLNK | 0o777, target.encode())

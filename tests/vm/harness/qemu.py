@@ -44,6 +44,16 @@ def strip_ansi(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class KillAfter:
+    """A power cut at a chosen moment: SIGKILL QEMU once it has spent `cpu_seconds` of CPU time after
+    `marker` first appeared on the serial line. CPU time, not wall time, so the cut lands at the same
+    point of the guest's work whatever else the two cores are doing."""
+
+    marker: str
+    cpu_seconds: float
+
+
+@dataclass(frozen=True)
 class VmSpec:
     """What to boot: the disks, where to put the logs, and how long to let it run."""
 
@@ -58,6 +68,11 @@ class VmSpec:
     wall_factor: float = 3.0
     max_boots: int = 12  # host-side stop for boot loops (the guest also stops itself)
     share_host_root: bool = True
+    # The boot disk as a write-protected device (virtio-blk VIRTIO_BLK_F_RO): the firmware's FAT driver
+    # cannot write either, unlike a read-only Linux mount of a writable disk.
+    esp_readonly: bool = False
+    vars_file: Path | None = None  # an OVMF variable store to keep using (None: a fresh copy)
+    kill_after: KillAfter | None = None
 
 
 @dataclass
@@ -65,7 +80,7 @@ class VmRun:
     """What happened: exit status, why it stopped, the (ANSI-stripped) serial log and QMP events."""
 
     returncode: int | None
-    stopped: str  # "poweroff", "timeout", "max-boots", "exit N"
+    stopped: str  # "poweroff", "timeout", "max-boots", "killed" (VmSpec.kill_after), "exit N"
     seconds: float
     cpu: float  # QEMU's CPU seconds: the cost of the run without the time it waited for a core
     serial: str
@@ -74,6 +89,7 @@ class VmRun:
 
 
 def qemu_argv(spec: VmSpec, vars_fd: Path, qmp_sock: Path) -> list[str]:
+    esp_ro = ",readonly=on" if spec.esp_readonly else ""
     argv = [
         QEMU,
         "-accel", spec.accel,
@@ -85,7 +101,7 @@ def qemu_argv(spec: VmSpec, vars_fd: Path, qmp_sock: Path) -> list[str]:
         "-serial", "stdio",
         "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}",
         "-drive", f"if=pflash,format=raw,unit=1,file={vars_fd}",
-        "-drive", f"if=none,id=esp,format=raw,file={spec.boot_disk}",
+        "-drive", f"if=none,id=esp,format=raw,file={spec.boot_disk}{esp_ro}",
         "-device", "virtio-blk-pci,drive=esp,bootindex=0",
         "-drive", f"if=none,id=state,format=raw,file={spec.state_disk}",
         "-device", "virtio-blk-pci,drive=state",
@@ -168,17 +184,54 @@ def _connect_qmp(sock: Path, started: float) -> QmpClient | None:
     return qmp
 
 
+class _PowerCut:
+    """Decides when `KillAfter` says QEMU dies. Polled every 20 ms while armed; reads only the serial
+    bytes that arrived since the last poll (plus a marker's length of overlap)."""
+
+    def __init__(self, kill: KillAfter, serial_path: Path, wall_factor: float) -> None:
+        self.kill, self.serial_path, self.wall_factor = kill, serial_path, wall_factor
+        self.seen: tuple[float, float] | None = None  # (CPU s, monotonic s) when the marker appeared
+        self.offset = 0
+
+    def _marker_arrived(self) -> bool:
+        needle = self.kill.marker.encode()
+        start = max(0, self.offset - len(needle) + 1)  # a marker split across two polls is still found
+        try:
+            with open(self.serial_path, "rb") as f:
+                f.seek(start)
+                chunk = f.read()
+        except FileNotFoundError:
+            return False
+        self.offset = start + len(chunk)
+        return needle in chunk
+
+    def due(self, cpu: float) -> bool:
+        if self.seen is None:
+            if self._marker_arrived():
+                self.seen = (cpu, time.monotonic())
+                return self.kill.cpu_seconds <= 0
+            return False
+        cpu_at, wall_at = self.seen
+        late = time.monotonic() - wall_at > self.kill.cpu_seconds * self.wall_factor + 5
+        return cpu - cpu_at >= self.kill.cpu_seconds or late
+
+
 def _supervise(
     proc: subprocess.Popen[bytes], spec: VmSpec, qmp: QmpClient | None, tail: SerialTail | None
 ) -> tuple[str, float]:
     """Wait for QEMU to exit, stopping it on timeout or a boot loop; returns (why it stopped, CPU s)."""
     started = time.monotonic()
     serial_path = spec.workdir / "serial.raw"
+    cut = _PowerCut(spec.kill_after, serial_path, spec.wall_factor) if spec.kill_after else None
     cpu = 0.0
     while proc.poll() is None:
         cpu = max(cpu, cpu_seconds(proc.pid))
         if tail is not None:
             tail.poll()
+        if cut is not None and cut.due(cpu):
+            proc.kill()  # SIGKILL: no flush, no clean shutdown of anything, as in a power cut
+            proc.wait()
+            return "killed", cpu
         stopped = ""
         if cpu > spec.timeout or time.monotonic() - started > spec.timeout * spec.wall_factor:
             stopped = "timeout"
@@ -187,7 +240,7 @@ def _supervise(
         if stopped:
             _stop(proc, qmp)
             return stopped, cpu
-        time.sleep(0.25)
+        time.sleep(0.02 if cut is not None else 0.25)
     rc = proc.returncode
     return ("poweroff" if rc == 0 else f"exit {rc}"), cpu
 
@@ -198,7 +251,7 @@ def run_vm(spec: VmSpec, on_line: Callable[[str], None] | None = None) -> VmRun:
     `on_line` gets every serial line (ANSI-stripped) while the VM runs.
     """
     spec.workdir.mkdir(parents=True, exist_ok=True)
-    vars_fd = fresh_vars(spec.workdir / "OVMF_VARS.fd")
+    vars_fd = spec.vars_file if spec.vars_file is not None else fresh_vars(spec.workdir / "OVMF_VARS.fd")
     serial_path = spec.workdir / "serial.raw"
     # unix socket paths are limited to 108 bytes: keep it out of the (long) work directory.
     sockdir = Path(tempfile.mkdtemp(prefix="bgvm-qmp-"))

@@ -5,6 +5,10 @@ hang, or a scenario script `action-ACTION.sh` on the state disk). `boot-N.sh` on
 the N-th boot of the scenario whatever entry booted (used for one-time setup such as writing an EFI
 variable). One QEMU process runs the whole scenario; the result holds the boots as parsed from the serial
 log, the QMP events, the ESP's entry file names and bootguard's state directory as read back on the host.
+
+A scenario may instead run several `Phase`s: one QEMU process each, one after another on the same disks
+and the same OVMF variable store (e.g. a setup run, then the ESP write-protected; or runs cut short by a
+SIGKILL). The state disk is read back after every phase; boots are numbered across phases.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import site
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bootguard.seams.proc import run
@@ -66,6 +70,14 @@ def set_loader_var_then_reboot(name: str, value: str) -> str:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """One QEMU process of a scenario: how the boot disk is attached and whether the host cuts it short."""
+
+    esp_readonly: bool = False
+    kill_after: qemu.KillAfter | None = None
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything a scenario boots with. `name` is unique per test; the loader is chosen at run time."""
 
@@ -77,6 +89,8 @@ class Scenario:
     timeout: float = 240.0
     watchdog_heartbeat: int = 5
     needs_host_root: bool = True
+    phases: tuple[Phase, ...] = (Phase(),)  # several: one QEMU process each, same disks (timeout each)
+    initrd: Callable[[Kernel], Path] | None = None  # another initramfs than the harness's busybox one
 
 
 @dataclass
@@ -93,6 +107,8 @@ class ScenarioResult:
     esp_texts: dict[str, str]  # /loader/loader.conf and /loader/entries/* contents at the end
     state: Path
     seconds: float
+    runs: list[qemu.VmRun] = field(default_factory=list)  # one per phase (`run` combines them)
+    phase_states: list[Path] = field(default_factory=list)  # the state disk after each phase (if several)
 
     @property
     def selected(self) -> list[str]:
@@ -164,6 +180,10 @@ class ScenarioResult:
             ],
             "esp_entries": self.esp_entries,
             "qmp": [e.to_json() for e in self.run.events if e.name != "RTC_CHANGE"],
+            "phases": [
+                {"stopped": r.stopped, "seconds": round(r.seconds, 1), "qemu_cpu_seconds": round(r.cpu, 1)}
+                for r in self.runs
+            ],
         }
 
 
@@ -220,25 +240,26 @@ def run_scenario(
     esp = disk.EspLayout(
         loader_efi=loader.efi,
         kernel=kernel.vmlinuz,
-        initrd=initramfs(kernel),
+        initrd=(scn.initrd or initramfs)(kernel),
         loader_conf=scn.loader_conf,
         entries=scn.entries,
     )
     boot_disk, state_disk = workdir / "disk.img", workdir / "state.img"
     disk.build_boot_disk(boot_disk, esp)
     disk.build_state_disk(state_disk, control_files(scn))
-    vm = qemu.run_vm(
-        qemu.VmSpec(
-            workdir=workdir,
-            boot_disk=boot_disk,
-            state_disk=state_disk,
-            accel=accel,
-            timeout=scn.timeout,
-            max_boots=scn.max_boots + 2,
-            share_host_root=scn.needs_host_root,
-        ),
-        on_line,
+    base = qemu.VmSpec(
+        workdir=workdir,
+        boot_disk=boot_disk,
+        state_disk=state_disk,
+        accel=accel,
+        timeout=scn.timeout,
+        max_boots=scn.max_boots + 2,
+        share_host_root=scn.needs_host_root,
     )
+    runs, phase_states = _run_phases(scn, base, on_line)
+    vm = combine_runs(runs)
+    if len(runs) > 1:
+        (workdir / "serial.log").write_text(vm.serial)
     boots = serial.parse_boots(vm.serial)
     result = ScenarioResult(
         scenario=scn,
@@ -251,9 +272,63 @@ def run_scenario(
         esp_texts=_esp_texts(boot_disk),
         state=disk.read_state_disk(state_disk, workdir / "state"),
         seconds=time.monotonic() - started,
+        runs=runs,
+        phase_states=phase_states,
     )
     (workdir / "result.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     if os.environ.get("BOOTGUARD_VM_KEEP_DISKS") != "1":
         for img in (boot_disk, state_disk, workdir / "OVMF_VARS.fd"):
             img.unlink(missing_ok=True)
     return result
+
+
+def _run_phases(
+    scn: Scenario, base: qemu.VmSpec, on_line: Callable[[str], None] | None
+) -> tuple[list[qemu.VmRun], list[Path]]:
+    """Run each phase of `scn` in its own QEMU process; stop early when one neither powered off nor was
+    killed on purpose (a timeout or boot loop: later phases would assert on a broken start)."""
+    if len(scn.phases) == 1:  # the usual case: logs in the work directory itself, as always
+        phase = scn.phases[0]
+        spec = replace(base, esp_readonly=phase.esp_readonly, kill_after=phase.kill_after)
+        return [qemu.run_vm(spec, on_line)], []
+    vars_file = qemu.fresh_vars(base.workdir / "OVMF_VARS.fd")  # shared: loader variables persist
+    runs: list[qemu.VmRun] = []
+    states: list[Path] = []
+    for i, phase in enumerate(scn.phases, 1):
+        phase_dir = base.workdir / f"phase-{i}"
+        spec = replace(
+            base,
+            workdir=phase_dir,
+            vars_file=vars_file,
+            esp_readonly=phase.esp_readonly,
+            kill_after=phase.kill_after,
+        )
+        done = qemu.run_vm(spec, on_line)
+        runs.append(done)
+        states.append(disk.read_state_disk(base.state_disk, phase_dir / "state"))
+        if done.stopped not in ("poweroff", "killed"):
+            break
+    return runs, states
+
+
+def combine_runs(runs: list[qemu.VmRun]) -> qemu.VmRun:
+    """One VmRun for a scenario's phases: serial logs joined, QMP times shifted onto one clock, the last
+    phase's exit status and reason for stopping."""
+    if len(runs) == 1:
+        return runs[0]
+    serial_text, offset = "", 0.0
+    events: list[QmpEvent] = []
+    for part in runs:
+        serial_text += part.serial if part.serial.endswith("\n") or not part.serial else part.serial + "\n"
+        events += [replace(e, at=e.at + offset) for e in part.events]
+        offset += part.seconds
+    last = runs[-1]
+    return qemu.VmRun(
+        returncode=last.returncode,
+        stopped=last.stopped,
+        seconds=sum(r.seconds for r in runs),
+        cpu=sum(r.cpu for r in runs),
+        serial=serial_text,
+        events=events,
+        argv=last.argv,
+    )
