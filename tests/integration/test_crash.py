@@ -56,8 +56,10 @@ def kill(proc: subprocess.Popen[str], already: str = "") -> tuple[int, int]:
     proc.stdout.close()
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    seqs = [int(line.split()[1]) for line in out.splitlines() if line.startswith("S ")]
-    events = sum(1 for line in out.splitlines() if line.startswith("E "))
+    # Only complete lines count: a writer killed in the middle of a print leaves a torn last line.
+    lines = [line for line in out.splitlines(keepends=True) if line.endswith("\n") and len(line.split()) == 2]
+    seqs = [int(line.split()[1]) for line in lines if line.startswith("S ")]
+    events = sum(1 for line in lines if line.startswith("E "))
     return max(seqs, default=0), events
 
 
