@@ -8,7 +8,6 @@ stay fast. `main` is the only place that catches `BootguardError` and chooses th
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -101,7 +100,11 @@ def _add_globals(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def _load(name: str) -> object:
-    return importlib.import_module(f"bootguard.cli.commands.{name}")
+    # __import__ rather than importlib.import_module: the importlib package (and warnings behind
+    # it) is not loaded at startup, and every module counts for `bootguard initrd` (issue 5).
+    module = f"bootguard.cli.commands.{name}"
+    __import__(module)
+    return sys.modules[module]
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

@@ -134,7 +134,8 @@ def parse_key_values(data: bytes, problems: list[str]) -> list[tuple[int, str, s
         data = data[:nul]
     result: list[tuple[int, str, str]] = []
     for number, line in _logical_lines(data):
-        cut = next((i for i, byte in enumerate(line) if byte in b" \t"), -1)
+        space, tab = line.find(b" "), line.find(b"\t")  # the key ends at the first blank
+        cut = min(space, tab) if space >= 0 and tab >= 0 else max(space, tab)
         if cut < 0:
             key = _decode(line, f"line {number}", problems)
             _limited(problems, f"line {number}: {key[:40]!r} has no value and is ignored")

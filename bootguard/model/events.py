@@ -3,7 +3,7 @@
 The log is the audit trail an operator reads after a bad night ("why is the host on generation
 41?"), so every event names the boot it happened in, the entry involved and the cause. Values
 of `EventKind` are written to disk: keep them stable, only add new ones. Standard library only;
-`json` is imported where it is used (it pulls in `re`, which the early-boot path avoids).
+the JSON goes through `jsoncodec`, json's own output without importing `re` (early-boot budget).
 """
 
 from __future__ import annotations
@@ -139,17 +139,17 @@ class Event(Frozen):
 
     def to_json(self) -> str:
         """One line of JSON (newlines inside strings are escaped by the encoder)."""
-        import json
+        from bootguard.model.jsoncodec import dumps
 
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str | bytes, *, source: str = "event") -> Event:
         """Parse one line written by `to_json`; StateError on anything else."""
-        import json
+        from bootguard.model.jsoncodec import loads
 
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateError(f"{source}: not valid JSON ({exc})") from exc
         return cls.from_dict(obj, source=source)

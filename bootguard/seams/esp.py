@@ -174,11 +174,9 @@ def rename_entry(part: PartitionRoot, relpath: str, new_filename: str) -> str:
 
 def write_file(part: PartitionRoot, relpath: str, data: bytes) -> None:
     """Atomically write a file on a boot partition (used for bootguard-owned entries)."""
-    from pathlib import Path
-
     part.require_writable(f"write {relpath}")
-    target = Path(part.join(relpath))
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = part.join(relpath)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     fs.atomic_write(target, data, mode=0o644)
     fs.syncfs(part.root)
 

@@ -68,24 +68,26 @@ class _Corrupt(Exception):
 
 def encode_slot(state: State) -> bytes:
     """The bytes of a slot file: a JSON envelope line (payload CRC32 and length), then the payload."""
-    import json
     import zlib
+
+    from bootguard.model.jsoncodec import dumps
 
     payload = state.to_json().encode("utf-8")
     header = {"envelope": ENVELOPE_VERSION, "crc32": f"{zlib.crc32(payload):08x}", "length": len(payload)}
-    return json.dumps(header, sort_keys=True).encode("ascii") + b"\n" + payload
+    return dumps(header, sort_keys=True).encode("ascii") + b"\n" + payload
 
 
 def decode_slot(data: bytes, *, source: str) -> State:
     """Parse a slot file. `_Corrupt` for torn/damaged bytes; StateError for a foreign or future file."""
-    import json
     import zlib
+
+    from bootguard.model.jsoncodec import loads
 
     if not data:
         raise _Corrupt("is empty (zero length)")
     head, sep, payload = data.partition(b"\n")
     try:
-        header = json.loads(head) if sep and len(head) < 256 else None
+        header = loads(head) if sep and len(head) < 256 else None
     except (ValueError, UnicodeDecodeError):
         header = None
     if not isinstance(header, dict) or "envelope" not in header:
@@ -109,10 +111,10 @@ def decode_slot(data: bytes, *, source: str) -> State:
 
 def _raise_if_foreign(data: bytes, source: str) -> None:
     """A well-formed JSON document without our envelope was put there by someone: refuse, keep it."""
-    import json
+    from bootguard.model.jsoncodec import loads
 
     try:
-        json.loads(data)
+        loads(data)
     except (ValueError, UnicodeDecodeError):
         return
     raise StateError(
@@ -122,21 +124,35 @@ def _raise_if_foreign(data: bytes, source: str) -> None:
 
 
 class StateStore:
-    """The state directory of one host. Readers need no lock; writers take `lock`."""
+    """The state directory of one host. Readers need no lock; writers take `lock`.
 
-    __slots__ = ("directory",)
+    Paths are kept as strings: `pathlib` (with fnmatch, re and urllib behind it) costs about 6 ms
+    on the early-boot path, more than all of this module's work. `directory` and `events_path`
+    still give `Path`s to the callers that like them.
+    """
+
+    __slots__ = ("_dir",)
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
-        from pathlib import Path
-
-        self.directory: Path = Path(directory)
+        self._dir = fs.clean_path(directory)
 
     def __repr__(self) -> str:
-        return f"StateStore({str(self.directory)!r})"
+        return f"StateStore({self._dir!r})"
+
+    @property
+    def directory(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._dir)
 
     @property
     def events_path(self) -> Path:
-        return self.directory / EVENTS
+        from pathlib import Path
+
+        return Path(self._path(EVENTS))
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self._dir, name)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -150,7 +166,7 @@ class StateStore:
             data = self._read_private(name, MAX_STATE_BYTES)
             if data is None:
                 continue
-            source = str(self.directory / name)
+            source = self._path(name)
             try:
                 if len(data) > MAX_STATE_BYTES:
                     raise _Corrupt(f"is larger than {MAX_STATE_BYTES} bytes")
@@ -161,7 +177,7 @@ class StateStore:
             return LoadedState(State.initial(), None)
         if not good:
             detail = "; ".join(f"{name} {why}" for name, why in bad)
-            raise StateError(f"no valid state in {self.directory}: {detail}", hint=_RECOVERY_HINT)
+            raise StateError(f"no valid state in {self._dir}: {detail}", hint=_RECOVERY_HINT)
         state, slot = max(good, key=lambda pair: pair[0].seq)
         warnings = [f"{name} {why}; using {slot} (seq {state.seq})" for name, why in bad]
         return LoadedState(state, slot, tuple(warnings))
@@ -175,7 +191,7 @@ class StateStore:
         self._check_dir(create=True)
         self._require_writable()
         try:
-            with fs.FileLock(self.directory / LOCK):
+            with fs.FileLock(self._path(LOCK)):
                 loaded = self.load()
                 new = fn(loaded.state)
                 if new == loaded.state:
@@ -183,7 +199,7 @@ class StateStore:
                 new = new.evolve(seq=loaded.state.seq + 1)
                 target = SLOTS[1] if loaded.slot == SLOTS[0] else SLOTS[0]
                 self._remove_stale_temporaries()
-                fs.atomic_write(self.directory / target, encode_slot(new), mode=0o600)
+                fs.atomic_write(self._path(target), encode_slot(new), mode=0o600)
                 return new
         except fs.UnsafeFileError as exc:
             raise StateError(exc.message, hint="remove it; bootguard recreates its lock file") from exc
@@ -199,7 +215,7 @@ class StateStore:
         flags = (
             os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         )
-        path = self.events_path
+        path = self._path(EVENTS)
         try:
             fd = os.open(path, flags, 0o600)
         except OSError as exc:
@@ -220,13 +236,13 @@ class StateStore:
         finally:
             os.close(fd)
         if st.st_size == 0:
-            fs.fsync_dir(self.directory)  # a newly created log must survive a power cut too
+            fs.fsync_dir(self._dir)  # a newly created log must survive a power cut too
 
     def read_events(self, limit: int | None = None) -> EventLog:
         """The last `limit` events (all when None), oldest first; damage is reported, not fatal."""
         if not self._check_dir(create=False):
             return EventLog()
-        path = self.events_path
+        path = self._path(EVENTS)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except FileNotFoundError:
@@ -245,41 +261,41 @@ class StateStore:
     def _check_dir(self, *, create: bool) -> bool:
         """True when the directory exists (created 0700 if asked); StateError when it is unsafe."""
         try:
-            st = os.stat(self.directory)
+            st = os.stat(self._dir)
         except FileNotFoundError:
             if not create:
                 return False
             self._create_dir()
-            st = os.stat(self.directory)
+            st = os.stat(self._dir)
         except OSError as exc:
-            raise self._os_error("use", exc, self.directory) from exc
+            raise self._os_error("use", exc, self._dir) from exc
         if not stat.S_ISDIR(st.st_mode):
-            raise StateError(f"state directory {self.directory} is not a directory")
+            raise StateError(f"state directory {self._dir} is not a directory")
         problem = _dir_problem(st)
         if problem:
             raise StateError(
-                f"state directory {self.directory} {problem}",
-                hint=f"chown root:root {self.directory} && chmod 0700 {self.directory}",
+                f"state directory {self._dir} {problem}",
+                hint=f"chown root:root {self._dir} && chmod 0700 {self._dir}",
             )
         return True
 
     def _create_dir(self) -> None:
         try:
-            self.directory.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            self.directory.mkdir(mode=0o700, exist_ok=True)
+            os.makedirs(os.path.dirname(self._dir) or ".", mode=0o755, exist_ok=True)
+            os.makedirs(self._dir, mode=0o700, exist_ok=True)
         except OSError as exc:
-            raise self._os_error("create", exc, self.directory) from exc
+            raise self._os_error("create", exc, self._dir) from exc
 
     def _require_writable(self) -> None:
         # access(2) reports EROFS for a read-only mount even to root, whose writes a mode never stops.
-        if not os.access(self.directory, os.W_OK):
+        if not os.access(self._dir, os.W_OK):
             raise ReadOnlyError(
-                f"state directory {self.directory} is not writable (read-only file system or permissions)",
+                f"state directory {self._dir} is not writable (read-only file system or permissions)",
                 hint="bootguard needs a writable /var/lib/bootguard; check the mount and the directory mode",
             )
 
     def _read_private(self, name: str, max_bytes: int) -> bytes | None:
-        path = self.directory / name
+        path = self._path(name)
         try:
             result = fs.read_nofollow(path, max_bytes=max_bytes)
         except OSError as exc:
@@ -290,7 +306,7 @@ class StateStore:
         self._refuse_unsafe(st, path)
         return data
 
-    def _refuse_unsafe(self, st: os.stat_result, path: Path) -> None:
+    def _refuse_unsafe(self, st: os.stat_result, path: str) -> None:
         problem = fs.private_file_problem(st)
         if problem:
             raise StateError(
@@ -300,15 +316,15 @@ class StateStore:
 
     def _remove_stale_temporaries(self) -> None:
         """Delete temporaries of writes that crashed (we hold the lock: none is in progress)."""
-        for name in os.listdir(self.directory):
+        for name in os.listdir(self._dir):
             if name.startswith(_TMP_PREFIXES):
                 try:
-                    os.unlink(self.directory / name)  # unlink never follows a symlink
+                    os.unlink(self._path(name))  # unlink never follows a symlink
                 except FileNotFoundError:
                     pass
 
-    def _os_error(self, verb: str, exc: OSError, path: Path | None = None) -> Exception:
-        where = exc.filename or (path if path is not None else self.directory)
+    def _os_error(self, verb: str, exc: OSError, path: str | None = None) -> Exception:
+        where = exc.filename or (path if path is not None else self._dir)
         if exc.errno == errno.ELOOP:
             return StateError(f"{where} is a symbolic link; refusing to follow it", hint="remove it")
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):

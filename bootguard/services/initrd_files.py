@@ -20,7 +20,9 @@ from bootguard.seams import proc
 # sandbox cannot reach (arming a real device, mounting the ESP).
 EXPLICIT = (
     "bootguard.cli.commands.initrd",
-    "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp)
+    "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp), grub-editenv
+    "bootguard.seams.grubenv",  # GRUB hosts (--grub-env)
+    "bootguard.services.grubtrial",
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",
@@ -28,7 +30,8 @@ EXPLICIT = (
     "encodings.latin_1",
     "array",
     "fcntl",
-    "json",
+    "json",  # jsoncodec hands errors and unusual values to json (the normal path does not import it)
+    "pathlib",  # spooling the decision when the state directory is read-only (initrd_step._spool)
     "zlib",
     "subprocess",
 )
@@ -62,9 +65,11 @@ def _sandbox(tmp: str) -> list[str]:
     with open(os.path.join(tmp, "esp/loader/loader.conf"), "w", encoding="ascii") as f:
         f.write("default a*\n")
     guid = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-    for name, value in (("LoaderInfo", "systemd-boot 252.39-1~deb12u2"),
-                        ("LoaderBootCountPath", "\\loader\\entries\\a+1-1.conf"),
-                        ("LoaderEntrySelected", "a+2.conf")):
+    for name, value in (
+        ("LoaderInfo", "systemd-boot 252.39-1~deb12u2"),
+        ("LoaderBootCountPath", "\\loader\\entries\\a+1-1.conf"),
+        ("LoaderEntrySelected", "a+2.conf"),
+    ):
         with open(os.path.join(tmp, "efivars", f"{name}-{guid}"), "wb") as f:
             f.write(struct.pack("<I", 6) + (value + "\0").encode("utf-16-le"))
     for name, value in (("identity", "i6300ESB timer"), ("bootstatus", "32"), ("timeout", "30")):
@@ -72,8 +77,19 @@ def _sandbox(tmp: str) -> list[str]:
             f.write(value + "\n")
     with open(os.path.join(tmp, "pstore/dmesg-efi-1"), "w", encoding="ascii") as f:
         f.write("Kernel panic - not syncing\n")
-    common = ["--esp", f"{tmp}/esp", "--efivars", f"{tmp}/efivars", "--state-dir", f"{tmp}/state", "initrd",
-              "--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
+    common = [
+        "--esp",
+        f"{tmp}/esp",
+        "--efivars",
+        f"{tmp}/efivars",
+        "--state-dir",
+        f"{tmp}/state",
+        "initrd",
+        "--watchdog-sysfs",
+        f"{tmp}/sysfs",
+        "--pstore",
+        f"{tmp}/pstore",
+    ]
     # The first run reads the kernel's boot id; the second looks like the next boot.
     return [SEP.join(common), SEP.join([*common, "--boot-id", "probe-next-boot"])]
 
