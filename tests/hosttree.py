@@ -92,3 +92,20 @@ class HostTree:
         code, out, err = self.cli("--json", *args)
         assert code == 0, err
         return json.loads(out)
+
+    def initrd(self, *extra: str) -> dict[str, object]:
+        """`initrd --json` as a fresh boot (new boot id); a reboot it asks for runs `true`, not a reboot."""
+        import uuid
+
+        code, out, err = self.cli(
+            "--json", "initrd", "--boot-id", str(uuid.uuid4()), "--reboot-command", "true", *extra
+        )
+        assert code == 0, err
+        result = json.loads(out)
+        assert isinstance(result, dict)
+        return result
+
+    def events(self) -> list[dict[str, object]]:
+        data = self.cli_json("events")
+        assert isinstance(data, list)
+        return data

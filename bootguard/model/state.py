@@ -34,38 +34,73 @@ class Outcome(enum.Enum):
 
 
 class Golden(Frozen):
-    """The pinned known-good entry the host falls back to."""
+    """The pinned known-good entry the host falls back to. `cmdline` is a token of its kernel command
+    line that identifies its boots where the loader does not say which entry it booted (GRUB)."""
 
-    __slots__ = ("entry_id", "filename", "generation", "pinned_at")
+    __slots__ = ("cmdline", "entry_id", "filename", "generation", "pinned_at")
 
     entry_id: str
     filename: str
     generation: int | None
     pinned_at: float
+    cmdline: str | None
 
-    def __init__(self, entry_id: str, filename: str, generation: int | None, pinned_at: float) -> None:
-        self._init(entry_id=entry_id, filename=filename, generation=generation, pinned_at=float(pinned_at))
+    def __init__(
+        self,
+        entry_id: str,
+        filename: str,
+        generation: int | None,
+        pinned_at: float,
+        *,
+        cmdline: str | None = None,
+    ) -> None:
+        self._init(
+            entry_id=entry_id,
+            filename=filename,
+            generation=generation,
+            pinned_at=float(pinned_at),
+            cmdline=cmdline,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "entry_id": self.entry_id,
             "filename": self.filename,
             "generation": self.generation,
             "pinned_at": self.pinned_at,
         }
+        return out if self.cmdline is None else {**out, "cmdline": self.cmdline}
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Golden:
         r = _Reader(obj, where)
-        return cls(r.string("entry_id"), r.string("filename"), r.opt_int("generation"), r.number("pinned_at"))
+        return cls(
+            r.string("entry_id"),
+            r.string("filename"),
+            r.opt_int("generation"),
+            r.number("pinned_at"),
+            cmdline=r.opt_str("cmdline"),
+        )
+
+
+class Backend(enum.Enum):
+    """Who counts a trial's tries."""
+
+    LOADER = "loader"  # systemd-boot, in the trial copy's file name (`+LEFT-DONE`)
+    STATE = "state"  # bootguard, in this state; every try is a one-shot boot, golden is the default
 
 
 class Trial(Frozen):
-    """An entry being tried with a boot counter; `filename` is its current name, counter included."""
+    """An entry being tried. With the STATE backend, `attempt` is the pending marker: the number of the
+    try that was armed (written before the one-shot), and `failures` how many tries ended badly."""
 
     __slots__ = (
+        "attempt",
+        "backend",
+        "cmdline",
         "copy_filename",
         "entry_id",
+        "failures",
         "filename",
         "generation",
         "saved_default",
@@ -80,6 +115,10 @@ class Trial(Frozen):
     generation: int | None
     saved_default: str | None
     copy_filename: str | None
+    backend: Backend
+    attempt: int
+    failures: int
+    cmdline: str | None  # identifies its boots where the loader does not say (GRUB), as Golden's
 
     def __init__(
         self,
@@ -91,6 +130,10 @@ class Trial(Frozen):
         generation: int | None = None,
         saved_default: str | None = None,
         copy_filename: str | None = None,
+        backend: Backend = Backend.LOADER,
+        attempt: int = 0,
+        failures: int = 0,
+        cmdline: str | None = None,
     ) -> None:
         self._init(
             entry_id=entry_id,
@@ -100,7 +143,16 @@ class Trial(Frozen):
             generation=generation,
             saved_default=saved_default,
             copy_filename=copy_filename,
+            backend=backend,
+            attempt=attempt,
+            failures=failures,
+            cmdline=cmdline,
         )
+
+    @property
+    def used_up(self) -> bool:
+        """Every try ended badly (STATE backend; the loader's own counter says so for LOADER)."""
+        return self.failures >= self.tries
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,11 +163,20 @@ class Trial(Frozen):
             "generation": self.generation,
             "saved_default": self.saved_default,
             "copy_filename": self.copy_filename,
+            "backend": self.backend.value,
+            "attempt": self.attempt,
+            "failures": self.failures,
+            "cmdline": self.cmdline,
         }
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Trial:
         r = _Reader(obj, where)
+        backend = r.opt_str("backend") or Backend.LOADER.value  # absent in states written before 0.2
+        try:
+            parsed = Backend(backend)
+        except ValueError:
+            raise r._fail("backend", "'loader' or 'state'") from None
         return cls(
             r.string("entry_id"),
             r.string("filename"),
@@ -124,6 +185,10 @@ class Trial(Frozen):
             generation=r.opt_int("generation"),
             saved_default=r.opt_str("saved_default"),
             copy_filename=r.opt_str("copy_filename"),
+            backend=parsed,
+            attempt=r.opt_int("attempt") or 0,
+            failures=r.opt_int("failures") or 0,
+            cmdline=r.opt_str("cmdline"),
         )
 
 
@@ -310,17 +375,17 @@ class State(Frozen):
         return doc
 
     def to_json(self) -> str:
-        import json
+        from bootguard.model.jsoncodec import dumps
 
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+        return dumps(self.to_dict(), sort_keys=True, indent=1, ensure_ascii=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "state") -> State:
         """Parse and validate; StateError naming `source` on junk, foreign files or future versions."""
-        import json
+        from bootguard.model.jsoncodec import loads
 
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise StateError(f"{source}: not valid JSON ({exc})") from exc
         return cls.from_dict(obj, source=source)

@@ -14,48 +14,43 @@ Standard library only; every import here is on the early-boot budget.
 
 from __future__ import annotations
 
-import enum
 import os
 
 from bootguard.errors import BootguardError
 from bootguard.model._frozen import Frozen
 from bootguard.model.entry import EntryStatus
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Outcome
-from bootguard.services import fallback
+from bootguard.model.state import Backend, Outcome
+from bootguard.services import fallback, statetrial, trialdecide
+from bootguard.services.outcomes import LAST_BOOT, TRIAL_TRY, Action, Cause, explain, failure_cause
+
+__all__ = ["LAST_BOOT", "TRIAL_TRY", "Action", "Cause", "Decision", "Observation", "decide"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from bootguard.model.state import State
+    from bootguard.model.state import State, Trial
     from bootguard.services.bootview import BootView
 
-LAST_BOOT = "last_boot"  # State.extra key: the boot the initrd saw last, awaiting a verdict
 PSTORE_DIR = "/sys/fs/pstore"
 
 
-class Cause(enum.Enum):
-    """Why a boot did not finish."""
-
-    WATCHDOG = "watchdog-reset"
-    PANIC = "kernel-panic"
-    BEFORE_BOOTGUARD = "failed-before-bootguard"  # kernel or early initrd: bootguard never ran
-    VALIDATION = "validation-failed"
-    INITRD = "initrd-failure"  # the initrd could not reach the real root (recorded by `initrd --failed`)
-    UNKNOWN = "unknown"  # reset button, power loss, `reboot -f` without a verdict
-
-
-class Action(enum.Enum):
-    ABANDON_TRIAL = "abandon-trial"  # trial used up its tries; the host is on golden
-    RESTORE_GLOB = "restore-default-glob"  # LoaderEntryDefault lost while a trial is running
-    REWRITE_GOLDEN_COPY = "rewrite-golden-copy"
-    FORGET_TRIAL = "forget-trial"  # the trial's copy vanished from the ESP
-
-
 class Observation(Frozen):
-    __slots__ = ("boot_id", "failure_note", "panic_log", "problems", "state", "view", "watchdog_reset")
+    __slots__ = (
+        "boot_id",
+        "cmdline",
+        "failure_note",
+        "grub_env",
+        "panic_log",
+        "problems",
+        "state",
+        "view",
+        "watchdog_reset",
+    )
     view: BootView | None
+    grub_env: dict[str, str] | None  # GRUB hosts: the environment block (saved_entry, next_entry)
+    cmdline: str | None  # the kernel command line (GRUB hosts: which entry this boot is)
     state: State
     watchdog_reset: bool
     panic_log: str | None
@@ -73,9 +68,13 @@ class Observation(Frozen):
         boot_id: str | None = None,
         problems: tuple[str, ...] = (),
         failure_note: str | None = None,
+        grub_env: dict[str, str] | None = None,
+        cmdline: str | None = None,
     ) -> None:
         self._init(
             view=view,
+            grub_env=grub_env,
+            cmdline=cmdline,
             state=state,
             watchdog_reset=watchdog_reset,
             panic_log=panic_log,
@@ -86,11 +85,12 @@ class Observation(Frozen):
 
 
 class Decision(Frozen):
-    __slots__ = ("actions", "events", "failures", "last_boot")
+    __slots__ = ("actions", "events", "failures", "last_boot", "trial")
     events: tuple[Event, ...]
     actions: tuple[Action, ...]
     failures: tuple[tuple[str, Cause], ...]  # (entry, cause) per failed earlier boot
     last_boot: dict[str, Any]
+    trial: Trial | None  # the running trial as it is to be recorded (None: unchanged)
 
     def __init__(
         self,
@@ -98,36 +98,22 @@ class Decision(Frozen):
         actions: list[Action],
         failures: list[tuple[str, Cause]],
         last_boot: dict[str, Any],
+        trial: Trial | None = None,
     ) -> None:
         self._init(
-            events=tuple(events), actions=tuple(actions), failures=tuple(failures), last_boot=last_boot
+            events=tuple(events),
+            actions=tuple(actions),
+            failures=tuple(failures),
+            last_boot=last_boot,
+            trial=trial,
         )
-
-
-def _failure_cause(obs: Observation) -> Cause:
-    if obs.failure_note:
-        return Cause.INITRD
-    if obs.watchdog_reset:
-        return Cause.WATCHDOG
-    if obs.panic_log:
-        return Cause.PANIC
-    return Cause.UNKNOWN
-
-
-def _explain(cause: Cause, obs: Observation) -> str:
-    return {
-        Cause.WATCHDOG: "the hardware watchdog reset the machine (bootstatus CARDRESET): the boot hung",
-        Cause.PANIC: f"the kernel panicked (pstore {obs.panic_log})",
-        Cause.BEFORE_BOOTGUARD: "it failed before bootguard's early-boot step ran (kernel or early initrd)",
-        Cause.VALIDATION: "health checks failed",
-        Cause.INITRD: f"it failed in the initrd ({obs.failure_note or 'no root file system'})",
-        Cause.UNKNOWN: "it ended without a verdict (reset, power loss or forced reboot)",
-    }[cause]
 
 
 def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
     """The boot bootguard saw last: did it end without a verdict?"""
     prev = obs.state.extra.get(LAST_BOOT)
+    if isinstance(prev, dict) and prev.get(TRIAL_TRY) and trialdecide.state_trial_of(obs.state) is not None:
+        return [], []  # a try of a state-counted trial: _state_trial accounts for it
     if not isinstance(prev, dict) or prev.get("verdict") is not None or prev.get("boot_id") == obs.boot_id:
         if obs.watchdog_reset:
             return [
@@ -140,12 +126,12 @@ def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
             ], []
         return [], []
     entry = str(prev.get("entry") or "?")
-    cause = _failure_cause(obs)
+    cause = failure_cause(obs)
     kind = EventKind.COUNTED_FAILURE if prev.get("counted") else EventKind.BOOT_FAILED
     events = [
         Event.new(
             kind,
-            f"previous boot of {entry} failed: {_explain(cause, obs)}",
+            f"previous boot of {entry} failed: {explain(cause, obs)}",
             entry=entry,
             cause=cause.value,
             boot_id=obs.boot_id,
@@ -168,7 +154,7 @@ def _previous(obs: Observation) -> tuple[list[Event], list[tuple[str, Cause]]]:
 def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], list[tuple[str, Cause]]]:
     """Trial boots the loader counted but bootguard never saw: they died before the initrd step."""
     trial, tc = obs.state.trial, fallback.trial_copy(view)
-    if trial is None or tc is None or tc.tries_done is None:
+    if trial is None or trial.backend is not Backend.LOADER or tc is None or tc.tries_done is None:
         return [], []
     prev = obs.state.extra.get(LAST_BOOT)
     seen = int(prev.get("trial_done", 0)) if isinstance(prev, dict) else 0
@@ -179,7 +165,7 @@ def _unseen_trial_boots(obs: Observation, view: BootView) -> tuple[list[Event], 
         events.append(
             Event.new(
                 EventKind.COUNTED_FAILURE,
-                f"a boot of trial {trial.filename} failed: {_explain(cause, obs)}",
+                f"a boot of trial {trial.filename} failed: {explain(cause, obs)}",
                 entry=tc.filename,
                 cause=cause.value,
                 boot_id=obs.boot_id,
@@ -221,6 +207,8 @@ def _policy(obs: Observation, view: BootView) -> tuple[list[Event], list[Action]
     state, tc, b = obs.state, fallback.trial_copy(view), view.booted
     events: list[Event] = []
     actions: list[Action] = []
+    if state.trial is not None and state.trial.backend is Backend.STATE:
+        state = state.with_trial(None)  # _state_trial applies the policy of state-counted trials
     on_golden = b is not None and (
         fallback.is_golden_copy(b) or (state.golden is not None and b.filename == state.golden.filename)
     )
@@ -261,26 +249,67 @@ def _policy(obs: Observation, view: BootView) -> tuple[list[Event], list[Action]
     return events, actions
 
 
+def _sdboot(obs: Observation, view: BootView) -> Decision:
+    """The boot as systemd-boot reports it."""
+    events, failures = _previous(obs)
+    unseen_events, unseen = _unseen_trial_boots(obs, view)
+    events += unseen_events
+    failures += unseen
+    converted, convert_events, actions = trialdecide.convert(obs, view)
+    t = converted or trialdecide.state_trial_of(obs.state)
+    if t is None or converted is not None or not statetrial.is_trial_boot(view, t):
+        events.append(_this_boot(obs, view))
+    events += convert_events
+    policy_events, policy_actions = _policy(obs, view)
+    events += policy_events
+    actions += policy_actions
+    tc = fallback.trial_copy(view)
+    last: dict[str, Any] = {
+        "boot_id": obs.boot_id,
+        "verdict": None,
+        "entry": view.booted.filename if view.booted else view.vars.entry_selected,
+        "counted": view.counted,
+        "trial_done": tc.tries_done if tc and tc.tries_done else 0,
+    }
+    if t is None:
+        return Decision(events, actions, failures, last)
+    step = trialdecide.state_trial(obs, t, trialdecide.sdboot_facts(view, t, obs.state))
+    actions += [a for a in step.actions if a not in actions]
+    if step.this_try is not None:
+        last[TRIAL_TRY] = step.this_try
+    return Decision(events + step.events, actions, failures + step.failures, last, step.trial)
+
+
+def _grub(obs: Observation, env: dict[str, str], cmdline: str) -> Decision:
+    """The boot on GRUB, which names no entry: the command-line token pinned with golden or the trial
+    says which one this is, and bootguard counts every try (GRUB has no counter)."""
+    events, failures = _previous(obs)
+    booted = trialdecide.grub_booted(obs.state, cmdline)
+    t = trialdecide.state_trial_of(obs.state)
+    facts = trialdecide.grub_facts(obs.state, t, env, cmdline) if t else None
+    if facts is None or not facts.on_trial:
+        message = f"booting {booted or 'an entry bootguard does not know'} (GRUB: not counted by the loader)"
+        events.append(Event.new(EventKind.BOOT_ATTEMPTED, message, entry=booted, boot_id=obs.boot_id))
+    last: dict[str, Any] = {"boot_id": obs.boot_id, "verdict": None, "entry": booted, "counted": False}
+    if t is None or facts is None:
+        return Decision(events, [], failures, last)
+    step = trialdecide.state_trial(obs, t, facts)
+    if step.this_try is not None:
+        last[TRIAL_TRY] = step.this_try
+    return Decision(events + step.events, step.actions, failures + step.failures, last, step.trial)
+
+
 def decide(obs: Observation) -> Decision:
     """Everything the early-boot step will record and do, without doing it."""
-    events, failures = _previous(obs)
-    actions: list[Action] = []
-    last: dict[str, Any] = {"boot_id": obs.boot_id, "verdict": None, "entry": None, "counted": False}
-    view = obs.view
-    if view is not None:
-        unseen_events, unseen = _unseen_trial_boots(obs, view)
-        events += unseen_events
-        failures += unseen
-        events.append(_this_boot(obs, view))
-        policy_events, actions = _policy(obs, view)
-        events += policy_events
-        tc = fallback.trial_copy(view)
-        last.update(
-            entry=view.booted.filename if view.booted else view.vars.entry_selected,
-            counted=view.counted,
-            trial_done=tc.tries_done if tc and tc.tries_done else 0,
-        )
-    if obs.failure_note and not failures:  # an uncounted boot died in the initrd
+    if obs.view is not None:
+        d = _sdboot(obs, obs.view)
+    elif obs.grub_env is not None:
+        d = _grub(obs, obs.grub_env, obs.cmdline or "")
+    else:  # no loader view: only what the previous boot left can be recorded
+        events, failures = _previous(obs)
+        d = Decision(events, [], failures, {"boot_id": obs.boot_id, "verdict": None, "entry": None})
+    events = list(d.events)
+    if obs.failure_note and not d.failures:  # an uncounted boot died in the initrd
         events.insert(
             0,
             Event.new(
@@ -292,7 +321,10 @@ def decide(obs: Observation) -> Decision:
         )
     for p in obs.problems:
         events.append(Event.new(EventKind.NOT_COUNTED, p, boot_id=obs.boot_id))
-    return Decision(events, actions, failures, last)
+    last = dict(d.last_boot)
+    if Action.REBOOT in d.actions:
+        last["verdict"] = "rebooted"  # bootguard ends this boot on purpose: not a failure of it
+    return Decision(events, list(d.actions), list(d.failures), last, d.trial)
 
 
 def find_panic_log(pstore: str = PSTORE_DIR) -> str | None:
@@ -319,6 +351,8 @@ def apply_state(state: State, d: Decision, now: float) -> State:
         state = state.with_attempt(entry, Outcome.FAILED, cause.value, now)
     if d.last_boot.get("entry"):
         state = state.with_attempt(str(d.last_boot["entry"]), Outcome.ATTEMPTED, None, now)
+    if d.trial is not None:
+        state = state.with_trial(d.trial)
     if Action.FORGET_TRIAL in d.actions:
         state = state.with_trial(None)
     return state.with_extra(LAST_BOOT, d.last_boot)

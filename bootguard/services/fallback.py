@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 
-from bootguard.errors import NotFoundError, RefusedError
+from bootguard.errors import NotFoundError, ReadOnlyError, RefusedError
 from bootguard.model.counter import CountedName
 from bootguard.model.entry import EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
@@ -103,6 +103,15 @@ def _remove_copies(view: BootView, stem: str) -> list[str]:
             esp_seam.remove_file(view.partition_of(e), e.path)
             removed.append(e.path)
     return removed
+
+
+def _remove_copies_if_writable(view: BootView, stem: str) -> tuple[list[str], str | None]:
+    """As _remove_copies, but a read-only ESP leaves them (and says so) instead of failing: a trial
+    counted by bootguard ends without touching the ESP, and no glob points at the stale copy then."""
+    try:
+        return _remove_copies(view, stem), None
+    except ReadOnlyError as exc:
+        return [], f"its copy stays on the read-only ESP ({exc.message})"
 
 
 GOLDEN_DIR = "EFI/bootguard/golden"
@@ -249,32 +258,34 @@ def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | Non
     trial = store.load().state.trial
     if trial is None:
         return None
-    _remove_copies(view, TRIAL_STEM)
+    _, left = _remove_copies_if_writable(view, TRIAL_STEM)
     restore_default(view, efi, trial)
     store.update(lambda s: s.evolve(trial=None))
     store.append_event(
         Event.new(
             EventKind.TRIAL_FINISHED,
-            f"trial of {trial.filename} passed and was blessed",
+            f"trial of {trial.filename} passed and was blessed" + (f"; {left}" if left else ""),
             entry=trial.filename,
         )
     )
     return trial
 
 
-def abandon_trial(view: BootView, store: StateStore, cause: str) -> Trial | None:
-    """The trial is bad and the host is on golden: drop the trial copy, keep golden as the default."""
+def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial | None:
+    """The trial is bad and the host is on golden: drop the trial copy (no view: a loader without
+    bootguard's copies, GRUB), keep golden as the default."""
     trial = store.load().state.trial
     if trial is None:
         return None
-    removed = _remove_copies(view, TRIAL_STEM)
+    removed, left = _remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
     store.update(
         lambda s: s.with_trial(None).with_extra(FAILED_KEY, sorted({*failed_trials(s), trial.filename}))
     )
     store.append_event(
         Event.new(
             EventKind.ROLLED_BACK,
-            f"trial {trial.filename} failed {trial.tries} times; the host is back on golden",
+            f"trial {trial.filename} failed {trial.tries} times; the host is back on golden"
+            + (f"; {left}" if left else ""),
             entry=trial.filename,
             cause=cause,
             data={"removed": removed},

@@ -14,15 +14,20 @@ import time
 from bootguard.errors import BootguardError, ReadOnlyError
 from bootguard.model._frozen import Frozen
 from bootguard.model.events import Event, EventKind, read_boot_id
-from bootguard.model.state import State
+from bootguard.model.state import State, Trial
 from bootguard.seams import fs
 from bootguard.seams.statestore import StateStore
-from bootguard.services import earlyboot, fallback
+from bootguard.services import earlyboot
 from bootguard.services.earlyboot import Action, Decision, Observation
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from bootguard.services.grubtrial import GrubPort
+    from bootguard.services.statetrial import SdBootPort
+
+    Port = SdBootPort | GrubPort
 
     from bootguard.services.bootview import BootView
 
@@ -33,9 +38,11 @@ SPOOL_FILE = "decision.json"
 class Options(Frozen):
     __slots__ = (
         "boot_id",
+        "cmdline",
         "dry_run",
         "efivars",
         "esp",
+        "grub_env",
         "mount_esp",
         "pstore",
         "spool_dir",
@@ -57,9 +64,11 @@ class Options(Frozen):
     dry_run: bool
     mount_esp: bool
     boot_id: str | None
+    grub_env: str | None  # a GRUB host: its environment block (then no systemd-boot view is read)
+    cmdline: str  # the kernel command line's file (GRUB hosts: which entry is booted)
 
     def __init__(self, **kw: Any) -> None:
-        self._init(**kw)
+        self._init(**{"grub_env": None, "cmdline": "/proc/cmdline", **kw})
 
 
 def _watchdog_reset_seen(sysfs: str) -> tuple[bool, list[str]]:
@@ -72,16 +81,29 @@ def _watchdog_reset_seen(sysfs: str) -> tuple[bool, list[str]]:
     return any(wd.bootstatus_says_watchdog_reset(i) for i in infos), []
 
 
-def observe(opts: Options, store: StateStore) -> Observation:
+def _loader_view(opts: Options, problems: list[str]) -> tuple[BootView | None, dict[str, str] | None, str]:
+    """systemd-boot's view, or on a GRUB host its environment block and the kernel command line."""
+    if opts.grub_env is not None:
+        from bootguard.seams.grubenv import GrubEnv
+        from bootguard.services.grubtrial import read_cmdline
+
+        try:
+            return None, GrubEnv(opts.grub_env).read(), read_cmdline(opts.cmdline)
+        except BootguardError as exc:
+            problems.append(f"GRUB's environment unavailable, this boot is not assessed: {exc.message}")
+            return None, None, ""
     from bootguard.services.bootview import BootView
 
-    problems: list[str] = []
-    view: BootView | None
     try:
-        view = BootView.gather(opts.esp, opts.xbootldr, opts.efivars)
+        return BootView.gather(opts.esp, opts.xbootldr, opts.efivars), None, ""
     except BootguardError as exc:
-        view = None
         problems.append(f"boot loader view unavailable, this boot is not assessed: {exc.message}")
+        return None, None, ""
+
+
+def observe(opts: Options, store: StateStore) -> Observation:
+    problems: list[str] = []
+    view, grub_env, cmdline = _loader_view(opts, problems)
     try:
         loaded = store.load()
         state, warnings = loaded.state, list(loaded.warnings)
@@ -96,11 +118,13 @@ def observe(opts: Options, store: StateStore) -> Observation:
         panic_log=earlyboot.find_panic_log(opts.pstore),
         boot_id=opts.boot_id or read_boot_id(),
         problems=(*problems, *warnings, *wd_problems),
+        grub_env=grub_env,
+        cmdline=cmdline,
     )
 
 
 def _spool(opts: Options, decision: Decision) -> str:
-    import json
+    from bootguard.model.jsoncodec import dumps
 
     os.makedirs(opts.spool_dir, mode=0o700, exist_ok=True)
     path = os.path.join(opts.spool_dir, SPOOL_FILE)
@@ -108,11 +132,10 @@ def _spool(opts: Options, decision: Decision) -> str:
         "events": [e.to_dict() for e in decision.events],
         "failures": [[entry, cause.value] for entry, cause in decision.failures],
         "last_boot": decision.last_boot,
+        "trial": decision.trial.to_dict() if decision.trial else None,
         "actions": [a.value for a in decision.actions],
     }
-    from pathlib import Path
-
-    fs.atomic_write(Path(path), json.dumps(payload).encode())
+    fs.atomic_write(path, dumps(payload).encode())
     return path
 
 
@@ -128,9 +151,14 @@ def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
         return 0
     events = [Event.from_json(json.dumps(e)) for e in payload.get("events", [])]
     failures = [(str(e), earlyboot.Cause(c)) for e, c in payload.get("failures", [])]
-    decision = Decision(
-        events, [Action(a) for a in payload.get("actions", [])], failures, payload["last_boot"]
-    )
+    trial = Trial.from_dict(payload["trial"], path) if payload.get("trial") else None
+    actions = [Action(a) for a in payload.get("actions", [])]
+    if trial is not None and Action.RETRY_TRIAL in actions:  # a spooled decision's actions are not
+        trial = trial.evolve(attempt=trial.attempt - 1)  # carried out: the try was never armed
+    last = dict(payload["last_boot"])
+    if last.get("verdict") == "rebooted":
+        last["verdict"] = None  # nor was the reboot
+    decision = Decision(events, actions, failures, last, trial)
     _record(store, decision)
     os.unlink(path)
     return len(events)
@@ -143,31 +171,68 @@ def _record(store: StateStore, decision: Decision) -> None:
         store.append_event(event)
 
 
-def _act(view: BootView, store: StateStore, opts: Options, decision: Decision) -> list[str]:
-    from bootguard.seams.efivars import EfiVars
-
+def _act(port: Port, store: StateStore, decision: Decision) -> list[str]:
+    """Carry out the decision's actions in order; a reboot only follows when all before it succeeded."""
     done: list[str] = []
     for action in decision.actions:
+        if action is Action.REBOOT:
+            if len(done) == len(decision.actions) - 1:
+                done.append(action.value)
+            continue
         try:
-            if action is Action.ABANDON_TRIAL:
-                cause = decision.failures[-1][1].value if decision.failures else None
-                fallback.abandon_trial(view, store, cause or "tries used up")
-            elif action is Action.RESTORE_GLOB:
-                EfiVars(opts.efivars).write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)
-            elif action is Action.REWRITE_GOLDEN_COPY:
-                golden = store.load().state.golden
-                entry = next((e for e in view.found if golden and e.filename == golden.filename), None)
-                if entry is None:
-                    raise BootguardError(
-                        f"golden entry {golden.filename if golden else '?'} is gone from the ESP"
-                    )
-                fallback.install_golden_copy(view, entry)
+            _do(action, port, store, decision)
             done.append(action.value)
         except BootguardError as exc:
+            if action is Action.RETRY_TRIAL:  # the try was never armed: take the pending marker back
+                store.update(_unarm)
             store.append_event(
                 Event.new(EventKind.POLICY_CORRECTED, f"could not {action.value}: {exc.message}")
             )
     return done
+
+
+def _port(opts: Options, obs: Observation) -> Port | None:
+    if obs.view is not None:
+        from bootguard.seams.efivars import EfiVars
+        from bootguard.services.statetrial import SdBootPort
+
+        return SdBootPort(obs.view, EfiVars(opts.efivars))
+    if opts.grub_env is not None and obs.grub_env is not None:
+        from bootguard.seams.grubenv import GrubEnv
+        from bootguard.services.grubtrial import GrubPort
+
+        return GrubPort(GrubEnv(opts.grub_env))
+    return None
+
+
+def _boot_goes_on(state: State) -> State:
+    """The planned reboot is off: this boot awaits a verdict like any other."""
+    last = state.extra.get(earlyboot.LAST_BOOT)
+    if not isinstance(last, dict):
+        return state
+    return state.with_extra(earlyboot.LAST_BOOT, {**last, "verdict": None})
+
+
+def _unarm(state: State) -> State:
+    t = state.trial
+    return state.with_trial(t.evolve(attempt=t.attempt - 1)) if t and t.attempt > t.failures else state
+
+
+def _do(action: Action, port: Port, store: StateStore, decision: Decision) -> None:
+    state = store.load().state  # a retry's try number is in it already: the pending marker
+    if action is Action.ABANDON_TRIAL:
+        cause = decision.failures[-1][1].value if decision.failures else None
+        port.abandon(store, cause or "tries used up")
+    elif action is Action.RESTORE_GLOB:
+        port.restore_glob()
+    elif action is Action.GOLDEN_DEFAULT:
+        port.golden_default(state)
+    elif action is Action.RETRY_TRIAL:
+        if state.trial is None:
+            raise BootguardError("no trial to retry")
+        port.arm_try(state, state.trial)
+    elif action is Action.REWRITE_GOLDEN_COPY:
+        port.rewrite_golden_copy(state)
 
 
 def archive_pstore(pstore: str, archive: str) -> int:
@@ -176,14 +241,14 @@ def archive_pstore(pstore: str, archive: str) -> int:
     Left in place they would be blamed again for the next unrelated failure, and with the EFI
     backend they fill the firmware's variable store (as systemd-pstore.service, which also moves them).
     """
-    import shutil
-
     try:
         names = sorted(n for n in os.listdir(pstore) if n.startswith("dmesg"))
     except OSError:
         return 0
     if not names:
         return 0
+    import shutil  # only now: ~3 ms at early boot (bz2, lzma, fnmatch), and most boots have no record
+
     target = os.path.join(archive, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(target, mode=0o700, exist_ok=True)
     moved = 0
@@ -303,8 +368,12 @@ def run(opts: Options) -> dict[str, object]:
             from bootguard.seams.efivars import EfiVars
 
             EfiVars(opts.efivars).delete(FAILURE_VAR, BOOTGUARD_GUID)
-        if obs.view is not None:
-            report["done"] = _act(obs.view, store, opts, decision)
+        port = _port(opts, obs)
+        if port is not None:
+            report["done"] = done = _act(port, store, decision)
+            report["reboot"] = Action.REBOOT.value in done
+            if Action.REBOOT in decision.actions and not report["reboot"]:
+                store.update(_boot_goes_on)
     except ReadOnlyError:
         report["recorded"] = _spool(opts, decision)
     try:

@@ -10,15 +10,19 @@ import time
 
 from bootguard.errors import NoEfiError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Outcome
+from bootguard.model.state import Backend, Outcome
 from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
 from bootguard.services import arm as arm_service
-from bootguard.services import fallback, golden
+from bootguard.services import fallback, golden, statetrial
 from bootguard.services.bless import Outcome as MarkOutcome
 from bootguard.services.bless import Verb
 from bootguard.services.bless import mark as bless_mark
 from bootguard.services.bootview import BootView, HostPaths, require_entry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.entry import BootEntry
 
 _MARK_EVENTS = {
     Verb.GOOD: EventKind.BLESSED,
@@ -61,7 +65,7 @@ def mark(paths: HostPaths, verb: Verb, *, finish_trial: bool = True) -> dict[str
         from bootguard.services.verdict import record_verdict
 
         record_verdict(store, "good" if verb is Verb.GOOD else "bad")
-    if verb is Verb.GOOD and finish_trial and view.booted is not None and fallback.is_trial_copy(view.booted):
+    if verb is Verb.GOOD and finish_trial and statetrial.is_trial_boot(view, store.load().state.trial):
         trial = fallback.finish_trial(BootView.gather(esp, xbootldr, efivars), store, EfiVars(efivars))
         if trial is not None:
             messages.append(
@@ -108,17 +112,83 @@ def pin_golden(
     }
 
 
-def trial(paths: HostPaths, key: str, tries: int) -> dict[str, object]:
+def _backend(view: BootView, entry: BootEntry, wanted: str) -> Backend:
+    if wanted != "auto":
+        return Backend(wanted)
+    return Backend.LOADER if view.partition_of(entry).writable() else Backend.STATE
+
+
+def trial(paths: HostPaths, key: str, tries: int, *, backend: str = "auto") -> dict[str, object]:
     view = paths.view()
     _require_efi(view, paths.efivars, "stage a trial")
     entry = require_entry(view, key)
-    started = fallback.start_trial(view, StateStore(paths.state_dir), EfiVars(paths.efivars), entry, tries)
-    messages = [
-        f"trial staged: {entry.filename} boots next with {tries} tries ({started.copy_filename})",
-        f"after {tries} failed boots the loader falls back to golden ({fallback.GOLDEN_STEM}.conf)",
-    ]
+    chosen = _backend(view, entry, backend)
+    store, efi = StateStore(paths.state_dir), EfiVars(paths.efivars)
+    if chosen is Backend.STATE:
+        started = statetrial.start(view, store, efi, entry, tries)
+        messages = [
+            f"trial staged: {entry.filename} boots next, once (LoaderEntryOneShot); bootguard counts "
+            f"{tries} tries in its state",
+            f"golden is the default: every failed try lands on golden, whose early-boot step counts it "
+            f"and arms the next try; after {tries} failed tries the host stays on golden",
+        ]
+    else:
+        started = fallback.start_trial(view, store, efi, entry, tries)
+        messages = [
+            f"trial staged: {entry.filename} boots next with {tries} tries ({started.copy_filename})",
+            f"after {tries} failed boots the loader falls back to golden ({fallback.GOLDEN_STEM}.conf)",
+        ]
     if not view.version.known:
         messages.append(
             f"warning: unknown loader version {view.vars.info!r}; using the default-glob mechanism"
         )
-    return {"entry": entry.filename, "copy": started.copy_filename, "tries": tries, "messages": messages}
+    return {
+        "entry": entry.filename,
+        "copy": started.copy_filename,
+        "tries": tries,
+        "backend": chosen.value,
+        "messages": messages,
+    }
+
+
+def grub_pin_golden(
+    paths: HostPaths, env_path: str, entry: str, token: str, cmdline: str
+) -> dict[str, object]:
+    from bootguard.seams.grubenv import GrubEnv
+    from bootguard.services import grubtrial
+
+    pinned = grubtrial.pin_golden(
+        GrubEnv(env_path), StateStore(paths.state_dir), entry, token, grubtrial.read_cmdline(cmdline)
+    )
+    return {
+        "golden": pinned.filename,
+        "match": token,
+        "messages": [f"golden pinned: GRUB entry {entry}", f"GRUB's saved_entry is {entry}"],
+    }
+
+
+def grub_trial(paths: HostPaths, env_path: str, entry: str, token: str, tries: int) -> dict[str, object]:
+    from bootguard.seams.grubenv import GrubEnv
+    from bootguard.services import grubtrial
+
+    grubtrial.start(GrubEnv(env_path), StateStore(paths.state_dir), entry, token, tries)
+    return {
+        "entry": entry,
+        "tries": tries,
+        "backend": Backend.STATE.value,
+        "messages": [
+            f"trial staged: GRUB entry {entry} boots next, once (next_entry); bootguard counts {tries} tries",
+            "golden stays GRUB's saved_entry: every failed try lands on golden, whose early-boot step "
+            f"counts it and arms the next try; after {tries} failed tries the host stays on golden",
+        ],
+    }
+
+
+def grub_mark(paths: HostPaths, env_path: str, good: bool, cmdline: str) -> dict[str, object]:
+    from bootguard.seams.grubenv import GrubEnv
+    from bootguard.services import grubtrial
+
+    messages = grubtrial.verdict(
+        GrubEnv(env_path), StateStore(paths.state_dir), good, grubtrial.read_cmdline(cmdline)
+    )
+    return {"verb": "good" if good else "bad", "messages": messages}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from bootguard.errors import BootguardError
+from bootguard.model.state import Backend
 from bootguard.seams.statestore import StateStore
 from bootguard.services import fallback
 from bootguard.services.bootview import BootView
@@ -52,7 +53,15 @@ def _state_part(state: State) -> dict[str, object]:
         else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
         "trial": None
         if t is None
-        else {"filename": t.filename, "copy": t.copy_filename, "tries": t.tries, "generation": t.generation},
+        else {
+            "filename": t.filename,
+            "copy": t.copy_filename,
+            "tries": t.tries,
+            "generation": t.generation,
+            "counted_by": t.backend.value,
+            "try": t.attempt if t.backend is Backend.STATE else None,
+            "failed_tries": t.failures if t.backend is Backend.STATE else None,
+        },
         "halted": state.halted,
     }
 
@@ -106,6 +115,12 @@ def advice(report: dict[str, object]) -> list[str]:
     if report.get("counted") is False and report.get("efi") and report.get("esp_writable") is False:
         out.append(
             "this boot is not counted: the ESP is read-only, so systemd-boot could not rename the entry"
+        )
+    trial = report.get("trial")
+    if isinstance(trial, dict) and trial.get("counted_by") == Backend.STATE.value:
+        out.append(
+            f"trial {trial['filename']} is counted by bootguard: try {trial['try']} of {trial['tries']} "
+            f"armed, {trial['failed_tries']} failed; golden is the default and each try a one-shot boot"
         )
     if report.get("golden") is None:
         out.append("no golden generation is pinned: run `bootguard pin-golden` on a known-good boot")

@@ -16,7 +16,7 @@ from bootguard.model.events import Event, EventKind
 from bootguard.model.state import Outcome
 from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
-from bootguard.services import fallback, golden
+from bootguard.services import fallback, golden, statetrial
 from bootguard.services.bless import Verb, mark
 from bootguard.services.bootview import BootView
 from bootguard.services.earlyboot import LAST_BOOT
@@ -64,7 +64,7 @@ def passed(view: BootView, store: StateStore, efivars: str, *, promote_after: in
     store.update(lambda s: s.with_attempt(booted, Outcome.GOOD, None, time.time()).with_halted(None))
     record_verdict(store, "good")
     store.append_event(Event.new(EventKind.BLESSED, f"boot of {booted} validated good", entry=booted))
-    if view.booted is not None and fallback.is_trial_copy(view.booted):
+    if statetrial.is_trial_boot(view, store.load().state.trial):
         trial = fallback.finish_trial(
             BootView.gather(view.esp.root, view.xbootldr.root if view.xbootldr else None, efivars),
             store,
@@ -94,22 +94,27 @@ def _maybe_promote(view: BootView, store: StateStore, filename: str, promote_aft
     return [f"{filename} promoted to golden after {good} good boots"]
 
 
+def halt(store: StateStore, golden: str, reason: str) -> list[str]:
+    """Golden failed validation: record it and stop; a reboot would only bring up golden again."""
+    why = f"golden ({golden}) failed validation too: {reason}"
+    store.update(lambda s: s.with_halted(why))
+    store.append_event(
+        Event.new(
+            EventKind.HALTED,
+            why + "; bootguard stops rearranging and will not reboot",
+            entry=golden,
+            cause="validation-failed",
+        )
+    )
+    return [why, "halted: no reboot; see `bootguard status`"]
+
+
 def failed(view: BootView, store: StateStore, reason: str) -> Verdict:
     booted = view.booted.filename if view.booted else "?"
     record_verdict(store, "bad")
     store.update(lambda s: s.with_attempt(booted, Outcome.FAILED, "validation-failed", time.time()))
     if _on_golden(view, store):
-        why = f"golden ({booted}) failed validation too: {reason}"
-        store.update(lambda s: s.with_halted(why))
-        store.append_event(
-            Event.new(
-                EventKind.HALTED,
-                why + "; bootguard stops rearranging and will not reboot",
-                entry=booted,
-                cause="validation-failed",
-            )
-        )
-        return Verdict(Next.HALT, [why, "halted: no reboot; see `bootguard status`"])
+        return Verdict(Next.HALT, halt(store, booted, reason))
     messages = [f"validation of {booted} failed: {reason}"]
     if view.counted:
         messages.append(mark(view, Verb.BAD).describe())

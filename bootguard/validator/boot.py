@@ -81,3 +81,37 @@ class CoreBoot:
 
         v = verdict.failed(self._view(), StateStore(self.state_dir), reason)
         return BootDecision(Next(v.next.value), tuple(v.messages))
+
+
+class GrubBoot:
+    """`Boot` on a GRUB host: the kernel command line says which entry this is (services/grubtrial.py)."""
+
+    def __init__(self, grub_env: str, state_dir: str, cmdline: str = "/proc/cmdline") -> None:
+        self.grub_env, self.state_dir, self.cmdline = grub_env, state_dir, cmdline
+
+    def entry(self) -> str | None:
+        from bootguard.seams.statestore import StateStore
+        from bootguard.services import grubtrial
+
+        state = StateStore(self.state_dir).load().state
+        return grubtrial.booted(state, grubtrial.read_cmdline(self.cmdline))
+
+    def passed(self) -> BootDecision:
+        from bootguard.seams.grubenv import GrubEnv
+        from bootguard.seams.statestore import StateStore
+        from bootguard.services import grubtrial
+
+        messages = grubtrial.verdict(
+            GrubEnv(self.grub_env), StateStore(self.state_dir), True, grubtrial.read_cmdline(self.cmdline)
+        )
+        return BootDecision(Next.CONTINUE, tuple(messages))
+
+    def failed(self, reason: str) -> BootDecision:
+        from bootguard.seams.grubenv import GrubEnv
+        from bootguard.seams.statestore import StateStore
+        from bootguard.services import grubtrial
+
+        halt, messages = grubtrial.failed(
+            GrubEnv(self.grub_env), StateStore(self.state_dir), reason, grubtrial.read_cmdline(self.cmdline)
+        )
+        return BootDecision(Next.HALT if halt else Next.REBOOT, tuple(messages))

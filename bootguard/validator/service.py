@@ -78,10 +78,12 @@ def for_host(
     efivars: str,
     state_dir: str,
     promote_after: int | None = None,
+    grub_env: str | None = None,
+    cmdline: str = "/proc/cmdline",
 ) -> Services:
     """The real services: core blessing, event log, journald, sd_notify, notifiers, metrics."""
     from bootguard.validator import metrics, notify
-    from bootguard.validator.boot import CoreBoot
+    from bootguard.validator.boot import CoreBoot, GrubBoot
     from bootguard.validator.journal import Journal
     from bootguard.validator.notify.dispatch import Dispatcher
     from bootguard.validator.notify.queue import NotifyQueue
@@ -100,7 +102,11 @@ def for_host(
         if explicit or os.path.isdir(os.path.dirname(metrics_path)):
             metrics.write(metrics_path, metrics.render(metrics.collect(state_dir, report)))
 
-    boot = CoreBoot(esp, xbootldr, efivars, state_dir, promote_after=promote_after)
+    boot = (
+        GrubBoot(grub_env, state_dir, cmdline)
+        if grub_env
+        else CoreBoot(esp, xbootldr, efivars, state_dir, promote_after=promote_after)
+    )
     svc = Services(
         boot=boot,
         recorder=StateRecorder(state_dir),

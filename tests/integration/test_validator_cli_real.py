@@ -16,8 +16,11 @@ from typing import Any
 import pytest
 
 from bootguard.seams import proc
+from bootguard.seams.grubenv import GrubEnv
+from bootguard.seams.statestore import StateStore
 from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
+from tests.simgrub import MENU, SimGrub
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -154,3 +157,45 @@ def test_validate_failure_marks_bad_and_reboots(
     assert failed and "down" in failed[0]["message"]
     assert any(e["kind"] == "marked-bad" for e in events)
     assert json.loads((host.state / "last-validation.json").read_text())["decision"] == "marked-bad"
+
+
+def _grub_trial(host: HostTree, tmp_path: Path) -> tuple[SimGrub, list[str]]:
+    grub = SimGrub(tmp_path)
+    g = ["--grub-env", str(grub.env), "--cmdline", str(grub.cmdline)]
+    assert grub.boot() == "gen-1"
+    assert host.cli("pin-golden", "gen-1", "--match", MENU["gen-1"], *g)[0] == 0
+    assert host.cli("trial", "gen-3", "--match", MENU["gen-3"], "--tries", "1", *g)[0] == 0
+    assert grub.boot() == "gen-3"
+    assert host.cli("initrd", "--boot-id", "b-1", *g)[0] == 0
+    return grub, g
+
+
+def test_validate_on_grub_pass_makes_the_trial_grubs_default(
+    host: HostTree, tmp_path: Path, systemctl: list[tuple[str, ...]]
+) -> None:
+    """On a GRUB host a passing validation of the trial ends it and makes it GRUB's saved_entry."""
+    grub, g = _grub_trial(host, tmp_path)
+    code, _, err = host.cli("validate", "--config", str(_config(tmp_path, failing=False)), *g)
+    assert code == 0, err
+    assert GrubEnv(str(grub.env)).read() == {"saved_entry": "gen-3"}
+    assert StateStore(host.state).load().state.trial is None
+    assert ("systemctl", "reboot") not in systemctl
+
+
+def test_validate_on_grub_failure_reboots_and_golden_counts_it(
+    host: HostTree, tmp_path: Path, systemctl: list[tuple[str, ...]]
+) -> None:
+    """A failing trial on GRUB is recorded bad and rebooted; GRUB boots golden, whose early-boot step counts
+    the try as validation-failed and drops the trial (1 try)."""
+    grub, g = _grub_trial(host, tmp_path)
+    code, _, err = host.cli("validate", "--config", str(_config(tmp_path, failing=True)), *g)
+    assert code == 6, err
+    assert systemctl[-1] == ("systemctl", "reboot")
+    assert grub.boot() == "gen-1"
+    assert host.cli("initrd", "--boot-id", "b-2", *g)[0] == 0
+    events = [json.loads(line) for line in (host.state / "events.jsonl").read_text().splitlines()]
+    assert [(e["kind"], e["cause"]) for e in events if e["kind"] in ("counted-failure", "rolled-back")] == [
+        ("counted-failure", "validation-failed"),
+        ("rolled-back", "validation-failed"),
+    ]
+    assert GrubEnv(str(grub.env)).read() == {"saved_entry": "gen-1"}

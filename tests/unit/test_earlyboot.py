@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
-import uuid
 from pathlib import Path
 
 from bootguard.seams.statestore import StateStore
@@ -22,20 +20,6 @@ def _staged(host: HostTree) -> SimulatedLoader:
     assert host.cli("pin-golden")[0] == 0
     assert host.cli("trial", "gen-2.conf")[0] == 0
     return loader
-
-
-def _initrd(host: HostTree, *extra: str) -> dict[str, object]:
-    code, out, err = host.cli("--json", "initrd", "--boot-id", str(uuid.uuid4()), *extra)
-    assert code == 0, err
-    result = json.loads(out)
-    assert isinstance(result, dict)
-    return result
-
-
-def _events(host: HostTree) -> list[dict[str, object]]:
-    data = host.cli_json("events")
-    assert isinstance(data, list)
-    return data
 
 
 def _sysfs_watchdog(root: Path, bootstatus: int) -> Path:
@@ -57,12 +41,12 @@ def test_watchdog_reset_is_recorded_as_the_cause(host: HostTree, tmp_path: Path)
     """A boot that ended without a verdict, followed by CARDRESET in sysfs, is a watchdog failure."""
     loader = _staged(host)
     loader.boot()
-    _initrd(host)
+    host.initrd()
     loader.boot()
-    _initrd(host, "--watchdog-sysfs", str(_sysfs_watchdog(tmp_path, 32)))
-    failures = [e for e in _events(host) if e["kind"] == "counted-failure"]
+    host.initrd("--watchdog-sysfs", str(_sysfs_watchdog(tmp_path, 32)))
+    failures = [e for e in host.events() if e["kind"] == "counted-failure"]
     assert [f["cause"] for f in failures] == ["watchdog-reset"]
-    assert any(e["kind"] == "watchdog-reset" for e in _events(host))
+    assert any(e["kind"] == "watchdog-reset" for e in host.events())
 
 
 def test_panic_log_in_pstore_is_the_cause(host: HostTree, tmp_path: Path) -> None:
@@ -73,8 +57,8 @@ def test_panic_log_in_pstore_is_the_cause(host: HostTree, tmp_path: Path) -> Non
     pstore = tmp_path / "pstore"
     pstore.mkdir()
     (pstore / "dmesg-efi-1").write_text("Kernel panic - not syncing: sysrq triggered crash\n")
-    _initrd(host, "--pstore", str(pstore))
-    failures = [e for e in _events(host) if e["kind"] == "counted-failure"]
+    host.initrd("--pstore", str(pstore))
+    failures = [e for e in host.events() if e["kind"] == "counted-failure"]
     assert [f["cause"] for f in failures] == ["kernel-panic"]
     # The record is archived in the state directory, so it is not blamed again next time.
     assert list(pstore.iterdir()) == []
@@ -86,10 +70,10 @@ def test_lost_default_variable_is_restored_while_trial_runs(host: HostTree) -> N
     loader = _staged(host)
     host.set_var("LoaderEntryDefault", None)
     loader.boot()
-    result = _initrd(host)
+    result = host.initrd()
     assert "restore-default-glob" in result["actions"]  # type: ignore[operator]
     assert host.get_var("LoaderEntryDefault") == "bootguard-*"
-    assert any(e["kind"] == "policy-corrected" for e in _events(host))
+    assert any(e["kind"] == "policy-corrected" for e in host.events())
 
 
 def test_missing_golden_copy_is_rewritten(host: HostTree) -> None:
@@ -97,7 +81,7 @@ def test_missing_golden_copy_is_rewritten(host: HostTree) -> None:
     loader = _staged(host)
     (host.esp / "loader/entries/bootguard-golden.conf").unlink()
     loader.boot()
-    _initrd(host)
+    host.initrd()
     assert "bootguard-golden.conf" in host.entries()
 
 
@@ -105,10 +89,10 @@ def test_dry_run_writes_nothing(host: HostTree) -> None:
     """--dry-run prints decisions and leaves state, events and the ESP untouched."""
     loader = _staged(host)
     loader.boot()
-    before_entries, before_events = host.entries(), _events(host)
-    result = _initrd(host, "--dry-run")
+    before_entries, before_events = host.entries(), host.events()
+    result = host.initrd("--dry-run")
     assert result["dry_run"] is True and result["events"]
-    assert host.entries() == before_entries and _events(host) == before_events
+    assert host.entries() == before_entries and host.events() == before_events
 
 
 def test_read_only_state_dir_spools_to_run(host: HostTree, tmp_path: Path) -> None:
@@ -118,7 +102,7 @@ def test_read_only_state_dir_spools_to_run(host: HostTree, tmp_path: Path) -> No
     subprocess.run(["mount", "--bind", str(host.state), str(host.state)], check=True)
     try:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(host.state)], check=True)
-        result = _initrd(host, "--spool-dir", str(tmp_path / "spool"))
+        result = host.initrd("--spool-dir", str(tmp_path / "spool"))
         assert str(result["recorded"]).startswith(str(tmp_path / "spool"))
     finally:
         subprocess.run(["umount", str(host.state)], check=True)
@@ -126,7 +110,7 @@ def test_read_only_state_dir_spools_to_run(host: HostTree, tmp_path: Path) -> No
 
     merged = merge_spool(StateStore(host.state), str(tmp_path / "spool"))
     assert merged >= 1
-    assert any(e["kind"] == "boot-attempted" for e in _events(host))
+    assert any(e["kind"] == "boot-attempted" for e in host.events())
     assert not (tmp_path / "spool" / "decision.json").exists()
 
 
@@ -138,10 +122,10 @@ def test_not_counted_boot_on_read_only_esp(host: HostTree) -> None:
         subprocess.run(["mount", "-o", "remount,bind,ro", str(host.esp)], check=True)
         sim = loader.boot(rename_fails=True)
         assert sim.boot_count_path is None
-        _initrd(host)
+        host.initrd()
     finally:
         subprocess.run(["umount", str(host.esp)], check=True)
-    kinds = [e["kind"] for e in _events(host)]
+    kinds = [e["kind"] for e in host.events()]
     assert "not-counted" in kinds
     status = host.cli_json("status")
     assert isinstance(status, dict) and status["counted"] is False
@@ -151,7 +135,7 @@ def test_initrd_failure_is_recorded_with_its_cause(host: HostTree) -> None:
     """`initrd --failed` names the cause at once; the next boot does not report it again as unknown."""
     loader = _staged(host)
     loader.boot()
-    _initrd(host)
+    host.initrd()
     code, out, err = host.cli("initrd", "--failed", "root device /dev/vdz not found")
     assert code == 0, err
     assert "initrd failure recorded: root device /dev/vdz not found" in out
@@ -159,12 +143,12 @@ def test_initrd_failure_is_recorded_with_its_cause(host: HostTree) -> None:
     loader.boot()  # attempt 2 dies in the initrd before bootguard's step: only the note is left
     assert host.cli("initrd", "--failed", "root device /dev/vdz not found")[0] == 0
     loader.boot()  # golden
-    _initrd(host)
-    causes = [(e["kind"], e["cause"]) for e in _events(host) if e["cause"]]
+    host.initrd()
+    causes = [(e["kind"], e["cause"]) for e in host.events() if e["cause"]]
     assert causes == [
         ("counted-failure", "initrd-failure"),
         ("counted-failure", "initrd-failure"),
         ("rolled-back", "initrd-failure"),
     ]
-    assert "root device /dev/vdz not found" in str(_events(host))
+    assert "root device /dev/vdz not found" in str(host.events())
     assert host.get_var_guid("BootguardInitrdFailure", BOOTGUARD_GUID) is None

@@ -166,7 +166,7 @@ bg_to() { # NAME ARGS: run bootguard ARGS with stdout/stderr in /state/out/NAME.
 }
 bg_to initrd initrd
 bg_to status status --json
-bg_to trial trial nixos-generation-2.conf --tries 2
+bg_to trial trial nixos-generation-2.conf --tries 2 --backend loader
 bg_to arm arm nixos-generation-2.conf --tries 3
 bg status
 finish ok
@@ -206,7 +206,8 @@ def _one_line_error(text: str) -> str:
 @marks.boots(readonly_esp)
 def test_s8_readonly_esp_boot_is_reported_not_counted(loader: str, vm_result: ScenarioResult) -> None:
     """On a write-protected ESP systemd-boot boots the trial uncounted; bootguard reports "NOT counted",
-    refuses `trial` and `arm` with exit 5 and a one-line read-only error, and the ESP stays as it was."""
+    takes over counting (golden becomes the default), refuses a loader-counted `trial` and `arm` with
+    exit 5 and a one-line read-only error, and the ESP stays as it was."""
     r = vm_result
     assert [run.stopped for run in r.runs] == ["poweroff", "poweroff"], r.describe()
     setup, ro = r.boots
@@ -222,6 +223,9 @@ def test_s8_readonly_esp_boot_is_reported_not_counted(loader: str, vm_result: Sc
     not_counted = [e for e in r.bootguard_events() if e.get("kind") == "not-counted"]
     assert [e.get("entry") for e in not_counted] == ["bootguard-trial+2.conf"], r.bootguard_events()
     assert "NOT counted" in str(not_counted[0].get("message")), not_counted
+    # ... and bootguard takes over counting: golden is the default from now on (NVRAM stays writable)
+    taken_over = [e for e in r.bootguard_events() if "bootguard counts the trial" in str(e.get("message"))]
+    assert [e.get("kind") for e in taken_over] == ["policy-corrected"], r.bootguard_events()
 
     status = json.loads(_read_out(r, "status.out"))
     assert (status["counted"], status["esp_writable"], status["booted"]) == (
@@ -230,11 +234,90 @@ def test_s8_readonly_esp_boot_is_reported_not_counted(loader: str, vm_result: Sc
         "bootguard-trial+2.conf",
     ), status
     assert any("not counted: the ESP is read-only" in line for line in status["advice"]), status["advice"]
+    assert (status["trial"]["counted_by"], status["trial"]["try"]) == ("state", 1), status["trial"]
+    assert status["next_boot"] == "bootguard-golden.conf", status
 
     assert r.bg_results("initrd") == [0] and r.bg_results("status") == [0, 0], r.describe()
     assert r.bg_results("trial") == [0, 5] and r.bg_results("arm") == [5], r.describe()
     for name in ("trial.err", "arm.err"):
         assert "read-only" in _one_line_error(_read_out(r, name)), name
+
+
+# ---------------------------------------------------------------------------------------------------
+# s9: read-only ESP, trial counted by bootguard, kernel panic twice
+
+STAGE_STATE_TRIAL = """\
+bg pin-golden nixos-generation-1.conf
+sed -i 's/^default .*/default nixos-generation-3.conf/' /esp/loader/loader.conf
+settle
+bg trial nixos-generation-3.conf --tries 2 --backend state
+finish staged
+"""
+
+# golden: bootguard's early-boot step counts the failed try and reboots into the next one by itself
+# (the reboot happens inside `bg initrd`); after the last try it stays, and a person looks at status.
+GOLDEN_COUNTS = """\
+bg initrd --reboot-command "/bin/busybox reboot -f"
+mkdir -p /state/out
+(bg_exec status --json) >/state/out/status.out
+finish ok
+"""
+
+
+def readonly_esp_state_trial(_major: str) -> Scenario:
+    return Scenario(
+        name="s9-readonly-esp-state-counted",
+        entries=(
+            layouts.nixos_generation(1, "golden"),
+            layouts.nixos_generation(2, "ok"),
+            layouts.nixos_generation(3, "panic"),
+        ),
+        loader_conf="timeout 0\ndefault nixos-generation-2.conf\n",
+        control={"boot-1.sh": STAGE_STATE_TRIAL, "action-golden.sh": GOLDEN_COUNTS},
+        max_boots=6,
+        timeout=450,
+        phases=(Phase(), Phase(esp_readonly=True)),
+    )
+
+
+@pytest.mark.parametrize("loader", LOADER_MAJORS)
+@marks.boots(readonly_esp_state_trial)
+def test_s9_readonly_esp_state_counted_trial_panics_twice_then_golden(
+    loader: str, vm_result: ScenarioResult
+) -> None:
+    """With the ESP write-protected the loader cannot count, so bootguard does: each try is a one-shot
+    boot and golden the default. The trial panics before any bootguard code twice; each time the loader
+    lands on golden, whose early-boot step counts the failure and reboots into the next try; after the
+    second the host stays on golden, with the same events a loader-counted rollback has."""
+    r = vm_result
+    assert [run.stopped for run in r.runs] == ["poweroff", "poweroff"], r.describe()
+    assert r.boots[0].selected == "nixos-generation-2.conf", r.describe()
+    assert [rc for rc, _ in r.boots[0].bg_results] == [0, 0], r.describe()
+    assert [b.selected for b in r.boots[1:]] == [
+        "nixos-generation-3.conf",  # try 1: LoaderEntryOneShot
+        "bootguard-golden.conf",  # LoaderEntryDefault; its step reboots into try 2
+        "nixos-generation-3.conf",
+        "bootguard-golden.conf",  # stays
+    ], r.describe()
+    assert [b.countpath for b in r.boots[1:]] == [None] * 4, r.describe()
+    # golden's first boot ends inside `bg initrd` (bootguard's reboot): no marker after it
+    assert [b.outcome for b in r.boots[1:]] == ["panic", "", "panic", "end:ok"], r.describe()
+    assert r.bg_results("initrd") == [0], r.describe()  # only the last one returns
+    events = r.bootguard_events()
+    failures = [e for e in events if e.get("kind") == "counted-failure"]
+    assert [(e.get("entry"), e.get("cause")) for e in failures] == [
+        ("nixos-generation-3.conf", "kernel-panic")
+    ] * 2, events
+    rolled_back = [e for e in events if e.get("kind") == "rolled-back"]
+    assert [(e.get("entry"), e.get("cause")) for e in rolled_back] == [
+        ("nixos-generation-3.conf", "kernel-panic")
+    ], events
+    assert any("arming try 2 of 2" in str(e.get("message")) for e in events), events
+    status = json.loads((r.state / "out" / "status.out").read_text())
+    assert status["trial"] is None and status["booted"] == "bootguard-golden.conf", status
+    assert status["next_boot"] == "bootguard-golden.conf", status
+    assert "bootguard-golden.conf" in r.esp_entries, r.describe()
+    assert not any(n.startswith("bootguard-trial") for n in r.esp_entries), r.describe()
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -38,6 +38,22 @@ OPTIONS = (
     Opt("--pstore", str, "/sys/fs/pstore"),
     Opt("--boot-id", str),  # simulated boots share the kernel's boot id
     Opt(
+        "--grub-env",
+        str,
+        metavar="FILE",
+        help="this host boots with GRUB: its environment block (e.g. /boot/grub/grubenv); "
+        "bootguard counts a trial's tries itself",
+    ),
+    Opt("--cmdline", str, "/proc/cmdline", metavar="FILE"),  # tests: a kernel command line of their own
+    Opt(
+        "--reboot-command",
+        str,
+        "systemctl --no-block reboot",
+        metavar="CMD",
+        help="how to reboot into a trial's next try or off a used-up trial (split on spaces; "
+        "default: systemctl --no-block reboot)",
+    ),
+    Opt(
         "--failed",
         str,
         metavar="REASON",
@@ -68,6 +84,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         dry_run=args.dry_run,
         mount_esp=args.mount_esp,
         boot_id=args.boot_id,
+        grub_env=args.grub_env,
+        cmdline=args.cmdline,
     )
     if args.failed:
         from bootguard.services.initrd_step import record_failure
@@ -77,6 +95,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         report = run_step(opts)
     if ctx.json:
         emit_json(report)
+        if report.get("reboot"):
+            _reboot(args.reboot_command, announce=False)
         return 0
     prefix = "would record" if args.dry_run else "bootguard-initrd"
     for line in report["events"]:  # type: ignore[attr-defined]
@@ -85,4 +105,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         say(f"{prefix}: action {action}")
     if "watchdog" in report:
         say(f"bootguard-initrd: {report['watchdog']}")
+    if report.get("reboot"):
+        _reboot(args.reboot_command)
     return 0
+
+
+def _reboot(command: str, *, announce: bool = True) -> None:
+    from bootguard.cli.output import say
+    from bootguard.seams import proc
+
+    if announce:
+        say(f"bootguard-initrd: rebooting ({command})")
+    proc.run(command.split(), timeout=60)

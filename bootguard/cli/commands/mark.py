@@ -17,6 +17,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-trial", action="store_true", help="do not finish a bootguard trial after `good`"
     )
+    from bootguard.cli.commands._common import add_grub_options
+
+    add_grub_options(parser, match=False)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -24,4 +27,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.services import lifecycle
     from bootguard.services.bless import Verb
 
+    if args.grub_env:
+        from bootguard.errors import UsageError
+
+        if args.verb == "indeterminate":
+            raise UsageError("GRUB does not count boots: only `mark good` and `mark bad` mean anything there")
+        return report(ctx, lifecycle.grub_mark(ctx.paths(), args.grub_env, args.verb == "good", args.cmdline))
     return report(ctx, lifecycle.mark(ctx.paths(), Verb(args.verb), finish_trial=not args.no_trial))

@@ -16,6 +16,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("entry", nargs="?", help="entry file name or id (default: the entry booted now)")
     parser.add_argument("--generation", type=int, help="NixOS system generation number")
     parser.add_argument("--nix-root", default="/", help=argparse.SUPPRESS)
+    from bootguard.cli.commands._common import add_grub_options
+
+    add_grub_options(parser, match=True)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -25,5 +28,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.entry and args.generation is not None:
         raise UsageError("give an entry or --generation, not both")
+    if args.grub_env:
+        from bootguard.cli.commands._common import require_match
+
+        if not args.entry:
+            raise UsageError("with --grub-env name the GRUB menu entry id to pin")
+        grub = lifecycle.grub_pin_golden(
+            ctx.paths(), args.grub_env, args.entry, require_match(args), args.cmdline
+        )
+        return report(ctx, grub)
     result = lifecycle.pin_golden(ctx.paths(), args.entry, generation=args.generation, nix_root=args.nix_root)
     return report(ctx, result)

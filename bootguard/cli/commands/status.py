@@ -35,7 +35,13 @@ def _plain(r: dict[str, object]) -> list[str]:
     lines.append(f"golden:     {g['filename'] if isinstance(g, dict) else 'none pinned'}")
     t = r.get("trial")
     if isinstance(t, dict):
-        lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']})")
+        if t.get("counted_by") == "state":
+            lines.append(
+                f"trial:      {t['filename']} (try {t['try']} of {t['tries']}, {t['failed_tries']} failed; "
+                "counted by bootguard)"
+            )
+        else:
+            lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']})")
     if "next_boot" in r:
         lines.append(f"next boot:  {r.get('next_boot') or 'nothing'} — {r.get('next_boot_why')}")
     lv = r.get("last_validation")

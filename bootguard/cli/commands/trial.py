@@ -15,6 +15,17 @@ HELP = "stage ENTRY as a trial: booted while it has tries left, then the loader 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("entry", help="entry file name or id of the new generation")
     parser.add_argument("--tries", type=int, default=2, help="failed boots before falling back (default 2)")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "loader", "state"),
+        default="auto",
+        help="who counts the tries: systemd-boot's counter (loader), or bootguard's state with one-shot "
+        "boots (state: for a read-only ESP or a firmware that cannot write it); auto picks state only "
+        "when the ESP is read-only (default auto)",
+    )
+    from bootguard.cli.commands._common import add_grub_options
+
+    add_grub_options(parser, match=True)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -24,4 +35,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
     if not 1 <= args.tries <= 100:
         raise UsageError(f"--tries must be between 1 and 100, not {args.tries}")
-    return report(ctx, lifecycle.trial(ctx.paths(), args.entry, args.tries))
+    if args.grub_env:
+        from bootguard.cli.commands._common import require_match
+
+        grub = lifecycle.grub_trial(ctx.paths(), args.grub_env, args.entry, require_match(args), args.tries)
+        return report(ctx, grub)
+    return report(ctx, lifecycle.trial(ctx.paths(), args.entry, args.tries, backend=args.backend))

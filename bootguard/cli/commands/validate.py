@@ -37,6 +37,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the boot deadline expired: reject the boot unless boot-complete.target was reached",
     )
+    parser.add_argument(
+        "--grub-env",
+        metavar="FILE",
+        help="the host boots with GRUB: its environment block (bootguard counts a trial's tries)",
+    )
+    parser.add_argument("--cmdline", default="/proc/cmdline", help=argparse.SUPPRESS)  # tests
     parser.add_argument("--spool-dir", default="/run/bootguard/spool", help=argparse.SUPPRESS)
 
 
@@ -58,6 +64,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         efivars=ctx.efivars,
         state_dir=ctx.state_dir,
         promote_after=args.promote_after,
+        grub_env=args.grub_env,
+        cmdline=args.cmdline,
     )
     outcome = service.boot_deadline(cfg, svc) if args.boot_deadline else service.validate(cfg, svc)
     if ctx.json:

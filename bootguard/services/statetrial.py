@@ -1,0 +1,177 @@
+"""Trials counted by bootguard itself (the STATE backend), for boots the loader cannot count.
+
+When it is used: the ESP is read-only to the OS (no trial copy can be written, `bootguard trial`
+picks this backend by itself), or to the firmware only — systemd-boot then boots the trial copy
+without renaming it, so its counter never reaches zero and a failing trial would be booted forever;
+the early-boot step notices the uncounted boot and converts the trial (`convert`).
+
+How it works: golden is the loader's default (LoaderEntryDefault = golden's entry id, what
+`bootctl set-default` writes) and every try of the trial is a one-shot boot (LoaderEntryOneShot, what
+`bootctl set-oneshot` writes). Both live in NVRAM, which stays writable when the ESP is not, and
+systemd-boot deletes the one-shot as soon as it has read it. Before a try is armed its number is
+written to the state (`Trial.attempt`, the pending marker). Whatever ends the try badly — a kernel
+panic before any bootguard code, an initrd failure, a hang reset by the watchdog, failed validation —
+the next boot is golden. Golden's early-boot step finds the pending try without a good verdict, counts
+the failure (`Trial.failures`), and either arms the next try and reboots, or, after the configured
+number of failures, drops the trial: the host stays on golden, with the same events and status as a
+loader-counted rollback.
+
+Why not leave the trial as the default and switch to golden after N failures: a trial that dies
+before the early-boot step runs (kernel panic, early initrd) would never be counted and would be booted
+forever. With one-shot tries the loader itself lands on golden after every failure, counted or not.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bootguard.errors import NotFoundError, RefusedError
+from bootguard.model.entry import EntryStatus
+from bootguard.model.events import Event, EventKind
+from bootguard.model.nixos import generation_of
+from bootguard.model.state import Backend, Trial
+from bootguard.services import fallback
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from bootguard.model.entry import BootEntry
+    from bootguard.model.state import State
+    from bootguard.seams.efivars import EfiVars
+    from bootguard.seams.statestore import StateStore
+    from bootguard.services.bootview import BootView
+
+ONESHOT_VAR = "LoaderEntryOneShot"
+
+
+def golden_target(view: BootView, state: State) -> BootEntry:
+    """The entry the loader falls back to: bootguard's golden copy, else the pinned entry itself."""
+    copy = fallback.golden_copy(view)
+    if copy is not None:
+        return copy
+    g = state.golden
+    hit = next((e for e in view.found if g is not None and e.filename == g.filename), None)
+    if hit is None:
+        raise NotFoundError(
+            "neither bootguard's golden entry nor the pinned golden entry is on the ESP"
+            if g
+            else "no golden generation is pinned: a failed trial would have nothing to fall back to",
+            hint="pin one first: bootguard pin-golden",
+        )
+    return hit
+
+
+def trial_target(view: BootView, trial: Trial) -> BootEntry | None:
+    """The entry each try boots: the trial copy of a converted trial, else the user's entry."""
+    if trial.copy_filename:
+        copy = fallback.trial_copy(view)
+        if copy is not None:
+            return copy
+    return next((e for e in view.found if e.filename == trial.filename), None)
+
+
+def is_trial_boot(view: BootView, trial: Trial | None) -> bool:
+    """Whether this boot is a boot of the running trial (its copy or, for state trials, the entry)."""
+    b = view.booted
+    if b is None or trial is None:
+        return False
+    return fallback.is_trial_copy(b) or (trial.backend is Backend.STATE and b.filename == trial.filename)
+
+
+def _check(view: BootView, state: State, entry: BootEntry) -> None:
+    if state.golden is None:
+        raise RefusedError(
+            "no golden generation is pinned: a failed trial would have nothing to fall back to",
+            hint="pin one first: bootguard pin-golden",
+        )
+    if fallback.is_bootguard_copy(entry):
+        raise RefusedError(f"{entry.path} is bootguard's own copy; name the original entry")
+    if entry.filename == state.golden.filename:
+        raise RefusedError(f"{entry.path} is golden already; a trial is for a new generation")
+    if entry.status is EntryStatus.BAD:
+        raise RefusedError(f"{entry.path} is marked bad; refusing to try it again")
+
+
+def _saved_default(efi: EfiVars, state: State) -> str | None:
+    saved = efi.read_str(fallback.DEFAULT_VAR)
+    if saved is not None and saved.lower().startswith(fallback.PREFIX):
+        # bootguard's own setting from an earlier trial: keep what the user had before that one
+        return state.trial.saved_default if state.trial else None
+    return saved
+
+
+def arm_try(view: BootView, efi: EfiVars, state: State, trial: Trial) -> str:
+    """Golden as the default, the trial as the next boot only (its try number is already in the
+    state: the pending marker); returns the one-shot id."""
+    golden = golden_target(view, state)
+    target = trial_target(view, trial)
+    if target is None:
+        raise NotFoundError(f"the trial's entry {trial.filename} is gone from the ESP")
+    efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
+    oneshot = target.id(view.scheme)
+    efi.write_str(ONESHOT_VAR, oneshot)
+    return oneshot
+
+
+def make_golden_default(view: BootView, efi: EfiVars, state: State) -> str:
+    """LoaderEntryDefault = golden's id: whatever ends this boot badly, the next one is golden."""
+    golden_id = golden_target(view, state).id(view.scheme)
+    efi.write_str(fallback.DEFAULT_VAR, golden_id)
+    return golden_id
+
+
+def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
+    """Stage `entry` as a trial whose `tries` tries bootguard counts; golden is the default throughout."""
+    state = store.load().state
+    _check(view, state, entry)
+    golden = golden_target(view, state)
+    efi.require()
+    trial = Trial(
+        entry_id=entry.id(view.scheme),
+        filename=entry.filename,
+        tries=tries,
+        started_at=time.time(),
+        generation=generation_of(entry),
+        saved_default=_saved_default(efi, state),
+        backend=Backend.STATE,
+        attempt=1,
+    )
+    # The pending marker goes first: a one-shot boot that happens must always find its try recorded.
+    store.update(lambda s: s.evolve(trial=trial, halted=None))
+    efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
+    efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
+    store.append_event(
+        Event.new(
+            EventKind.TRIAL_STARTED,
+            f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
+            f"(each try is a one-shot boot; {golden.filename} is the default)",
+            entry=entry.filename,
+            data={"tries": tries, "backend": Backend.STATE.value},
+        )
+    )
+    return trial
+
+
+class SdBootPort:
+    """What the early-boot step changes on a systemd-boot host (GrubPort is GRUB's)."""
+
+    def __init__(self, view: BootView, efi: EfiVars) -> None:
+        self.view, self.efi = view, efi
+
+    def golden_default(self, state: State) -> None:
+        make_golden_default(self.view, self.efi, state)
+
+    def arm_try(self, state: State, trial: Trial) -> None:
+        arm_try(self.view, self.efi, state, trial)
+
+    def abandon(self, store: StateStore, cause: str) -> None:
+        fallback.abandon_trial(self.view, store, cause)
+
+    def restore_glob(self) -> None:
+        self.efi.write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)
+
+    def rewrite_golden_copy(self, state: State) -> None:
+        g = state.golden
+        entry = next((e for e in self.view.found if g and e.filename == g.filename), None)
+        if entry is None:
+            raise NotFoundError(f"golden entry {g.filename if g else '?'} is gone from the ESP")
+        fallback.install_golden_copy(self.view, entry)
