@@ -1,7 +1,8 @@
 """The guest's disks, built and read back without mounting anything on the host.
 
 - Boot disk: GPT with one FAT32 ESP (mkfs.vfat + mtools + sfdisk): systemd-boot as EFI/BOOT/BOOTX64.EFI,
-  the kernel, the initramfs, loader/loader.conf and loader/entries/*.conf (Type #1 BLS entries).
+  the kernel, the initramfs, loader/loader.conf and loader/entries/*.conf (Type #1 BLS entries); or, for
+  GRUB (harness/grub.py), GRUB as BOOTX64.EFI and grub/grub.cfg + grub/grubenv instead of loader/.
 - State disk: a bare ext4 file system (no partition table), `/dev/vdb` in the guest. It is ext4 rather
   than FAT because bootguard's state lives on a POSIX file system in real life (/var/lib/bootguard:
   modes, fsync, rename semantics). It is pre-filled with the scenario's control files (`mkfs.ext4 -d`) and
@@ -49,14 +50,25 @@ class BlsEntry:
 
 @dataclass(frozen=True)
 class EspLayout:
-    """What goes on the ESP."""
+    """What goes on the ESP. `loader_conf=None`: no loader/ directory at all (a GRUB ESP)."""
 
     loader_efi: Path
     kernel: Path
     initrd: Path
-    loader_conf: str
+    loader_conf: str | None
     entries: tuple[BlsEntry, ...]
-    extra_files: dict[str, bytes] = field(default_factory=dict)
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # ESP path → content (parents made)
+
+    def directories(self) -> list[str]:
+        """Every directory to create, parents first."""
+        dirs = ["EFI", "EFI/BOOT"] + (["loader", "loader/entries"] if self.loader_conf is not None else [])
+        for name in self.extra_files:
+            parts = name.strip("/").split("/")[:-1]
+            for i in range(1, len(parts) + 1):
+                d = "/".join(parts[:i])
+                if d not in dirs:
+                    dirs.append(d)
+        return dirs
 
 
 def _mtools(*argv: str) -> str:
@@ -76,12 +88,13 @@ def build_boot_disk(path: Path, esp: EspLayout) -> None:
         part = tmp / "esp.part"
         run(["mkfs.vfat", "-F", "32", "-n", "ESP", "-C", str(part), str(ESP_SECTORS // 2)])
         img = str(part)
-        for d in ("EFI", "EFI/BOOT", "loader", "loader/entries"):
+        for d in esp.directories():
             _mtools("mmd", "-i", img, f"::/{d}")
         _mtools("mcopy", "-i", img, str(esp.loader_efi), "::/EFI/BOOT/BOOTX64.EFI")
         _mtools("mcopy", "-i", img, str(esp.kernel), "::/vmlinuz")
         _mtools("mcopy", "-i", img, str(esp.initrd), "::/initrd.img")
-        _mcopy_bytes(img, esp.loader_conf.encode(), "/loader/loader.conf", tmp)
+        if esp.loader_conf is not None:
+            _mcopy_bytes(img, esp.loader_conf.encode(), "/loader/loader.conf", tmp)
         for entry in esp.entries:
             _mcopy_bytes(img, entry.render().encode(), f"/loader/entries/{entry.filename}", tmp)
         for name, data in esp.extra_files.items():

@@ -3,7 +3,8 @@
 #
 # 1. mounts proc/sys/dev/efivarfs, the ESP (/dev/vda1, rw) at /esp, the state disk (/dev/vdb, ext4) at /state;
 # 2. prints one `BGVM-BOOT` marker line per boot (the host counts boots by it) with the loader variables,
-#    then `BGVM-VAR` lines (every systemd-boot variable, hex), `BGVM-WDT` (i6300esb sysfs) and `BGVM-ESP`;
+#    then `BGVM-VAR` lines (every systemd-boot variable, hex), `BGVM-WDT` (i6300esb sysfs) and `BGVM-ESP`
+#    (`BGVM-GRUBENV` with /esp/grub/grubenv's variables when the ESP has one: GRUB scenarios);
 # 3. mounts the host's root read-only over virtio-9p at /host, with the guest's proc/sys/dev/efivarfs and the
 #    ESP (/mnt/esp) and state disk (/mnt/state) inside, so `bg ARGS` runs the checkout's real
 #    `python3 -m bootguard` with Debian's /usr/bin/python3;
@@ -45,6 +46,16 @@ efistr() { # NAME → the UTF-16LE string value of a loader variable (ASCII only
     if [ -e "$f" ]; then tail -c +5 "$f" | tr -d '\000'; else printf '%s' -; fi
 }
 
+cmdarg() { # NAME → the value of NAME=VALUE on the kernel command line, or "-"
+    value=-
+    read -r cmdline </proc/cmdline
+    # shellcheck disable=SC2086  # split the command line into its words
+    for arg in $cmdline; do
+        case $arg in "$1"=*) value=${arg#"$1"=} ;; esac
+    done
+    printf '%s' "$value"
+}
+
 efihex() { # FILE → hex bytes, attributes included
     od -An -v -tx1 "$1" | tr -d ' \n'
 }
@@ -67,6 +78,13 @@ efidelete() { # NAME
     [ -e "$f" ] || return 0
     chroot /host /usr/bin/chattr -i "$f"
     if rm -f "$f"; then say "EFIDELETE name=$1 ok"; else say "EFIDELETE name=$1 failed"; fi
+}
+
+grub_editenv() { # ARGS: the host's grub-editenv on the ESP's grubenv (e.g. `grub_editenv set next_entry=X`)
+    chroot /host /usr/bin/grub-editenv /mnt/esp/grub/grubenv "$@"
+    rc=$?
+    say "EDITENV rc=$rc args=$*"
+    return $rc
 }
 
 bg_exec() { # ARGS: become the checkout's `python3 -m bootguard ARGS` in the host chroot (for `bg_exec … &`)
@@ -141,7 +159,7 @@ mount_host() { # the host root over 9p, read-only, with the guest's own kernel f
 report_boot() {
     read -r up _ </proc/uptime
     say "BOOT n=$BOOT_N selected=$(efistr LoaderEntrySelected) countpath=$(efistr LoaderBootCountPath)" \
-        "info=$(efistr LoaderInfo | tr ' ' _) uptime=$up"
+        "entry=$(cmdarg bootguard.entry) info=$(efistr LoaderInfo | tr ' ' _) uptime=$up"
     for f in "$EFIVARS"/*-"$LOADER_GUID"; do
         [ -e "$f" ] || continue
         name=${f##*/}
@@ -154,10 +172,12 @@ report_boot() {
     else
         say "WDT n=$BOOT_N none"
     fi
-    say "ESP n=$BOOT_N loader.conf=$(tr '\n' ';' </esp/loader/loader.conf)"
+    [ -f /esp/loader/loader.conf ] && say "ESP n=$BOOT_N loader.conf=$(tr '\n' ';' </esp/loader/loader.conf)"
     names=
     for f in /esp/loader/entries/*; do [ -e "$f" ] && names="$names${f##*/} "; done
     say "ESP n=$BOOT_N entries=$names"
+    g=/esp/grub/grubenv # GRUB's environment block: `key=value` lines, padded to 1024 bytes with '#'
+    [ -f $g ] && say "GRUBENV n=$BOOT_N bytes=$(wc -c <$g) env=$(grep -v '^#' $g | tr '\n' ';')"
     # efi_pstore keeps the previous boots' panic logs (several dmesg-efi-* chunks per panic)
     set -- /sys/fs/pstore/*
     [ -e "$1" ] && say "PSTORE n=$BOOT_N files=$#"
@@ -170,12 +190,7 @@ run_action() {
         . "/state/control/boot-$BOOT_N.sh"
         return
     fi
-    action=-
-    read -r cmdline </proc/cmdline
-    # shellcheck disable=SC2086  # split the command line into its words
-    for arg in $cmdline; do
-        case $arg in bootguard.test=*) action=${arg#bootguard.test=} ;; esac
-    done
+    action=$(cmdarg bootguard.test)
     say "ACTION n=$BOOT_N name=$action"
     case $action in
         ok) finish ok ;;

@@ -9,6 +9,10 @@ log, the QMP events, the ESP's entry file names and bootguard's state directory 
 A scenario may instead run several `Phase`s: one QEMU process each, one after another on the same disks
 and the same OVMF variable store (e.g. a setup run, then the ESP write-protected; or runs cut short by a
 SIGKILL). The state disk is read back after every phase; boots are numbered across phases.
+
+A scenario with `grub=GrubMenu(...)` boots real GRUB instead (harness/grub.py; the test's `loader` is
+"grub"): menu entries made with `grub_entry()` carry `bootguard.test=ACTION bootguard.entry=ID`, and the
+ESP has /grub/grub.cfg and /grub/grubenv instead of loader/.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from bootguard.seams.proc import run
 from tests.vm.harness import disk, qemu, serial
 from tests.vm.harness.cache import CHECKOUT
+from tests.vm.harness.grub import GRUB, GRUB_CFG, GRUBENV, GrubEntry, GrubMenu
 from tests.vm.harness.initramfs import initramfs
 from tests.vm.harness.packages import Kernel, LoaderBinary
 from tests.vm.harness.qmp import QmpEvent
@@ -59,6 +64,11 @@ def entry(
     )
 
 
+def grub_entry(entry_id: str, action: str, *, title: str | None = None, extra_options: str = "") -> GrubEntry:
+    """A GRUB menu entry `entry_id` booting the harness kernel with `action` (+ `bootguard.entry=ID`)."""
+    return GrubEntry(id=entry_id, title=title or entry_id, options=options(action, extra_options))
+
+
 def efivar_hex(value: str, attrs: int = 0x7) -> str:
     """efivarfs bytes of a UTF-16LE string variable (attributes + string + NUL), as hex for `efiwrite`."""
     return (attrs.to_bytes(4, "little") + (value + "\0").encode("utf-16-le")).hex()
@@ -79,11 +89,15 @@ class Phase:
 
 @dataclass(frozen=True)
 class Scenario:
-    """Everything a scenario boots with. `name` is unique per test; the loader is chosen at run time."""
+    """Everything a scenario boots with. `name` is unique per test; the loader is chosen at run time.
+
+    systemd-boot scenarios give `entries` and `loader_conf`; GRUB scenarios give `grub` instead (and run
+    only with the loader "grub").
+    """
 
     name: str
-    entries: tuple[disk.BlsEntry, ...]
-    loader_conf: str
+    entries: tuple[disk.BlsEntry, ...] = ()
+    loader_conf: str = ""
     control: dict[str, str] = field(default_factory=dict)  # state-disk files: boot-N.sh, action-NAME.sh
     max_boots: int = 6  # the guest powers off on boot max_boots + 1 (a loop is visible, not endless)
     timeout: float = 240.0
@@ -91,6 +105,7 @@ class Scenario:
     needs_host_root: bool = True
     phases: tuple[Phase, ...] = (Phase(),)  # several: one QEMU process each, same disks (timeout each)
     initrd: Callable[[Kernel], Path] | None = None  # another initramfs than the harness's busybox one
+    grub: GrubMenu | None = None  # boot real GRUB with this grub.cfg + grubenv instead of systemd-boot
 
 
 @dataclass
@@ -104,7 +119,7 @@ class ScenarioResult:
     run: qemu.VmRun
     boots: list[serial.Boot]
     esp_entries: list[str]
-    esp_texts: dict[str, str]  # /loader/loader.conf and /loader/entries/* contents at the end
+    esp_texts: dict[str, str]  # /loader/loader.conf and /loader/entries/* (GRUB: /grub/*) at the end
     state: Path
     seconds: float
     runs: list[qemu.VmRun] = field(default_factory=list)  # one per phase (`run` combines them)
@@ -119,6 +134,15 @@ class ScenarioResult:
     def entry_files(self) -> list[str]:
         """The entry file each boot ran from (after systemd-boot's rename)."""
         return [b.entry_file for b in self.boots]
+
+    @property
+    def cmdline_entries(self) -> list[str | None]:
+        """`bootguard.entry=` of each boot's kernel command line (GRUB entry ids; None on systemd-boot)."""
+        return [b.cmdline_entry for b in self.boots]
+
+    def grubenv_at_end(self) -> dict[str, str]:
+        """/grub/grubenv on the ESP after the run, read on the host (GRUB scenarios)."""
+        return serial.parse_grubenv(self.esp_texts.get(GRUBENV, ""))
 
     def events_named(self, name: str) -> list[QmpEvent]:
         return [e for e in self.run.events if e.name == name]
@@ -146,9 +170,11 @@ class ScenarioResult:
         ]
         for b in self.boots:
             lines.append(
-                f"  boot {b.n}: selected={b.selected} countpath={b.countpath} action={b.action} "
+                f"  boot {b.n}: selected={b.selected} countpath={b.countpath} entry={b.cmdline_entry} "
+                f"action={b.action} "
                 f"outcome={b.outcome or '?'} bootstatus={b.bootstatus} pstore={b.pstore_files} "
                 f"bg={b.bg_results} errors={b.errors}"
+                + (f" grubenv={b.grubenv}" if b.grubenv_bytes is not None else "")
             )
         lines.append(f"  ESP entries at the end: {self.esp_entries}")
         lines.append(
@@ -170,6 +196,8 @@ class ScenarioResult:
                     "n": b.n,
                     "selected": b.selected,
                     "countpath": b.countpath,
+                    "cmdline_entry": b.cmdline_entry,
+                    "grubenv": b.grubenv,
                     "action": b.action,
                     "outcome": b.outcome,
                     "bootstatus": b.bootstatus,
@@ -213,7 +241,9 @@ def control_files(scn: Scenario) -> dict[str, str | bytes]:
     return files
 
 
-def _esp_texts(boot_disk: Path) -> dict[str, str]:
+def _esp_texts(boot_disk: Path, grub: bool) -> dict[str, str]:
+    if grub:
+        return {name: disk.esp_read(boot_disk, name) for name in (GRUB_CFG, GRUBENV)}
     texts = {"/loader/loader.conf": disk.esp_read(boot_disk, "/loader/loader.conf")}
     for name in disk.esp_listing(boot_disk):
         texts[f"/loader/entries/{name}"] = disk.esp_read(boot_disk, f"/loader/entries/{name}")
@@ -237,13 +267,7 @@ def run_scenario(
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     started = time.monotonic()
-    esp = disk.EspLayout(
-        loader_efi=loader.efi,
-        kernel=kernel.vmlinuz,
-        initrd=(scn.initrd or initramfs)(kernel),
-        loader_conf=scn.loader_conf,
-        entries=scn.entries,
-    )
+    esp = _esp_layout(scn, loader, kernel)
     boot_disk, state_disk = workdir / "disk.img", workdir / "state.img"
     disk.build_boot_disk(boot_disk, esp)
     disk.build_state_disk(state_disk, control_files(scn))
@@ -268,8 +292,8 @@ def run_scenario(
         workdir=workdir,
         run=vm,
         boots=boots,
-        esp_entries=disk.esp_listing(boot_disk),
-        esp_texts=_esp_texts(boot_disk),
+        esp_entries=[] if scn.grub else disk.esp_listing(boot_disk),
+        esp_texts=_esp_texts(boot_disk, grub=scn.grub is not None),
         state=disk.read_state_disk(state_disk, workdir / "state"),
         seconds=time.monotonic() - started,
         runs=runs,
@@ -280,6 +304,32 @@ def run_scenario(
         for img in (boot_disk, state_disk, workdir / "OVMF_VARS.fd"):
             img.unlink(missing_ok=True)
     return result
+
+
+def _esp_layout(scn: Scenario, loader: LoaderBinary, kernel: Kernel) -> disk.EspLayout:
+    """systemd-boot's ESP (loader/), or GRUB's (grub/grub.cfg + grub/grubenv) for a `grub` scenario."""
+    if (scn.grub is not None) != (loader.major == GRUB):
+        raise ValueError(
+            f"scenario {scn.name}: grub={'set' if scn.grub else 'unset'} but loader {loader.major}; "
+            "GRUB scenarios run with loader 'grub' only, systemd-boot ones never"
+        )
+    initrd = (scn.initrd or initramfs)(kernel)
+    if scn.grub is not None:
+        return disk.EspLayout(
+            loader_efi=loader.efi,
+            kernel=kernel.vmlinuz,
+            initrd=initrd,
+            loader_conf=None,
+            entries=(),
+            extra_files=scn.grub.esp_files(),
+        )
+    return disk.EspLayout(
+        loader_efi=loader.efi,
+        kernel=kernel.vmlinuz,
+        initrd=initrd,
+        loader_conf=scn.loader_conf,
+        entries=scn.entries,
+    )
 
 
 def _run_phases(

@@ -1,8 +1,9 @@
 """Parse the guest's `BGVM-…` marker lines (see guest_init.sh) out of an ANSI-stripped serial log.
 
 One `Boot` per `BGVM-BOOT` line: what systemd-boot told the guest (LoaderEntrySelected,
-LoaderBootCountPath, every loader variable), the watchdog's sysfs view, the ESP as the guest saw it,
-which action ran, and the exit status of every `bootguard` command the guest ran.
+LoaderBootCountPath, every loader variable), the `bootguard.entry=` token of the kernel command line (what
+GRUB boots carry), the watchdog's sysfs view, the ESP as the guest saw it (GRUB: /esp/grub/grubenv), which
+action ran, and the exit status of every `bootguard` command the guest ran.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ class Boot:
     selected: str
     countpath: str | None
     uptime: float
+    cmdline_entry: str | None = None  # `bootguard.entry=ID` in /proc/cmdline (GRUB entries), else None
+    grubenv: dict[str, str] = field(default_factory=dict)  # /esp/grub/grubenv as this boot found it
+    grubenv_bytes: int | None = None  # its size (1024 unless broken); None: no grubenv on the ESP
     variables: dict[str, EfiVar] = field(default_factory=dict)
     watchdog: dict[str, str] = field(default_factory=dict)
     esp_entries: list[str] = field(default_factory=list)
@@ -79,6 +83,20 @@ def _kv(rest: str) -> dict[str, str]:
     return dict(_KV.findall(rest))
 
 
+def _grubenv_pairs(lines: list[str]) -> dict[str, str]:
+    pairs = {}
+    for line in lines:
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            pairs[key] = value
+    return pairs
+
+
+def parse_grubenv(text: str) -> dict[str, str]:
+    """The variables of a GRUB environment block (`key=value` lines; `#` lines and padding skipped)."""
+    return _grubenv_pairs(text.splitlines())
+
+
 def _apply(boot: Boot, kind: str, rest: str) -> None:
     kv = _kv(rest)
     if kind == "VAR":
@@ -89,6 +107,9 @@ def _apply(boot: Boot, kind: str, rest: str) -> None:
         boot.esp_entries = rest.split("entries=", 1)[1].split()
     elif kind == "ESP" and "loader.conf=" in rest:
         boot.loader_conf = rest.split("loader.conf=", 1)[1].replace(";", "\n")
+    elif kind == "GRUBENV":
+        boot.grubenv_bytes = int(kv.get("bytes", "-1"))
+        boot.grubenv = _grubenv_pairs(rest.split("env=", 1)[1].split(";") if "env=" in rest else [])
     elif kind == "ACTION":
         boot.action = kv.get("name", "")
     elif kind in ("REBOOT", "PANIC", "HANG"):
@@ -117,12 +138,14 @@ def parse_boots(serial: str) -> list[Boot]:
         if kind == "BOOT":
             kv = _kv(rest)
             countpath = kv.get("countpath", "-")
+            cmdline_entry = kv.get("entry", "-")
             boots.append(
                 Boot(
                     n=int(kv["n"]),
                     selected=kv.get("selected", "-"),
                     countpath=None if countpath == "-" else countpath,
                     uptime=float(kv.get("uptime", "0")),
+                    cmdline_entry=None if cmdline_entry == "-" else cmdline_entry,
                 )
             )
         elif boots and kind != "MODULE-FAILED":

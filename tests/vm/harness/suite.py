@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.vm.harness.cache import cache_dir
+from tests.vm.harness.grub import GRUB, grub_loader
 from tests.vm.harness.packages import Kernel, LoaderBinary, debian_kernel, systemd_boot
 from tests.vm.harness.qemu import probe_accel
 from tests.vm.harness.scenario import Scenario, ScenarioResult, run_scenario
 
-Builder = Callable[[str], Scenario]  # loader major → scenario
+Builder = Callable[[str], Scenario]  # loader major ("257" …, or "grub") → scenario
 
 
 @dataclass
@@ -50,11 +51,11 @@ class VmSuite:
     def loader(self, major: str) -> LoaderBinary:
         with self._lock:
             if major not in self._loaders:
-                self._loaders[major] = systemd_boot(major)
+                self._loaders[major] = grub_loader() if major == GRUB else systemd_boot(major)
             return self._loaders[major]
 
     def submit(self, scn: Scenario, major: str) -> Future[ScenarioResult]:
-        """Start `scn` on systemd-boot `major` (once per name and loader); returns its future."""
+        """Start `scn` on systemd-boot `major` or GRUB (once per name and loader); returns its future."""
         key = (scn.name, major)
         with self._lock:
             if key not in self._futures:
