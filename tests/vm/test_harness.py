@@ -140,7 +140,7 @@ def test_summary_table_aligns_columns() -> None:
     suite = VmSuite.__new__(VmSuite)
     suite.rows = {"t1": Row("s2-panic-twice", "252.39-1~deb12u2", "4", "passed", "64")}
     lines = suite.table().splitlines()
-    assert lines[0].split() == ["scenario", "systemd-boot", "boots", "result", "seconds"]
+    assert lines[0].split() == ["scenario", "loader", "boots", "result", "seconds"]
     assert lines[1].split() == ["s2-panic-twice", "252.39-1~deb12u2", "4", "passed", "64"]
     assert lines[0].index("boots") == lines[1].index("4")
 

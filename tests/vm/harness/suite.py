@@ -75,8 +75,8 @@ class VmSuite:
         self.rows[nodeid] = row
 
     def table(self) -> str:
-        """The summary table: scenario, systemd-boot version, boots, result, seconds."""
-        header = Row("scenario", "systemd-boot", "boots", "result", "seconds")
+        """The summary table: scenario, boot loader (systemd-boot or GRUB) version, boots, result, seconds."""
+        header = Row("scenario", "loader", "boots", "result", "seconds")
         rows = [header, *self.rows.values()]
         widths = [max(len(getattr(r, f)) for r in rows) for f in ("scenario", "loader", "boots", "result")]
         lines = []
