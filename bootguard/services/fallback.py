@@ -105,7 +105,7 @@ def _remove_copies(view: BootView, stem: str) -> list[str]:
     return removed
 
 
-def _remove_copies_if_writable(view: BootView, stem: str) -> tuple[list[str], str | None]:
+def remove_copies_if_writable(view: BootView, stem: str = TRIAL_STEM) -> tuple[list[str], str | None]:
     """As _remove_copies, but a read-only ESP leaves them (and says so) instead of failing: a trial
     counted by bootguard ends without touching the ESP, and no glob points at the stale copy then."""
     try:
@@ -258,7 +258,7 @@ def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | Non
     trial = store.load().state.trial
     if trial is None:
         return None
-    _, left = _remove_copies_if_writable(view, TRIAL_STEM)
+    _, left = remove_copies_if_writable(view, TRIAL_STEM)
     restore_default(view, efi, trial)
     store.update(lambda s: s.evolve(trial=None))
     store.append_event(
@@ -277,7 +277,7 @@ def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial
     trial = store.load().state.trial
     if trial is None:
         return None
-    removed, left = _remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
+    removed, left = remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
     store.update(
         lambda s: s.with_trial(None).with_extra(FAILED_KEY, sorted({*failed_trials(s), trial.filename}))
     )

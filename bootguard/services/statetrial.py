@@ -135,6 +135,7 @@ def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tri
         backend=Backend.STATE,
         attempt=1,
     )
+    fallback.remove_copies_if_writable(view)  # an earlier loader-counted trial's copy is not this trial
     # The pending marker goes first: a one-shot boot that happens must always find its try recorded.
     store.update(lambda s: s.evolve(trial=trial, halted=None))
     efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))

@@ -253,3 +253,15 @@ def test_spooled_retry_is_not_taken_for_an_armed_try(host: HostTree, tmp_path: P
     loader.boot()  # still golden: no one-shot was set
     assert host.initrd()["actions"] == ["retry-trial", "reboot"]
     assert [e["kind"] for e in host.events()].count("counted-failure") == 1
+
+
+def test_restaging_as_state_trial_removes_the_loader_trials_copy(host: HostTree) -> None:
+    """A state trial staged over a loader-counted one removes the old trial copy and keeps the user's
+    default from before the first trial."""
+    _pinned(host)
+    host.set_var("LoaderEntryDefault", "gen-1.conf")
+    assert host.cli("trial", "gen-2.conf")[0] == 0
+    assert "bootguard-trial+2.conf" in host.entries()
+    assert host.cli("trial", "gen-2.conf", "--backend", "state")[0] == 0
+    assert not any(n.startswith("bootguard-trial") for n in host.entries())
+    assert (_trial(host) or {})["saved_default"] == "gen-1.conf"
