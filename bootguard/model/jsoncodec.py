@@ -74,8 +74,11 @@ def loads(text: str | bytes | bytearray) -> Any:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     try:
         value, end = _scan(text, start)
-    except StopIteration:
-        return _json_loads(text)  # raises "Expecting value" at the right position
+    except (StopIteration, ValueError, SystemError):
+        # Let json raise its own error. The C scanner raises JSONDecodeError only when json.decoder is
+        # already in sys.modules: its raise_errmsg looks the class up without importing it, and
+        # otherwise returns NULL with no exception set, which Python reports as SystemError.
+        return _json_loads(text)
     if text[end:].strip(_WHITESPACE):
         return _json_loads(text)  # raises "Extra data"
     return value

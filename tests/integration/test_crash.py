@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def test_sigkill_at_random_points_leaves_old_or_new_state(tmp_path: Path) -> Non
     store = StateStore(directory)
     last_seq = 0
     reported_events = 0
-    warnings_seen = 0
+    damaged: set[int] = set()  # event log lines a kill tore
+    kills = 0
     for run in range(50):
         writers = [start_writer(directory) for _ in range(1 if run % 3 else 2)]
         # Every other run lets the first writer commit once before the random delay, so the test makes
@@ -99,13 +101,16 @@ def test_sigkill_at_random_points_leaves_old_or_new_state(tmp_path: Path) -> Non
         # Each committed update's event at most once (two writers may append out of seq order).
         assert len(set(seqs)) == len(seqs)
         assert max(seqs, default=0) <= loaded.state.seq
-        assert all("incomplete" in w for w in log.warnings)
-        warnings_seen += len(log.warnings)
+        # The only damage a kill can do is a torn line: incomplete while it is the last line, then (once
+        # the next append starts on a fresh line) a complete line of broken JSON, skipped.
+        assert all("incomplete" in w or "not valid JSON" in w for w in log.warnings), log.warnings
+        damaged |= {int(m) for w in log.warnings for m in re.findall(r"line (\d+)", w)[:1]}
+        kills += len(writers)
 
     assert last_seq >= 25  # the writers really made progress between kills (≥ 1 in every other run)
     store.update(lambda s: s.with_halted("done"))
     assert not [n for n in os.listdir(directory) if ".tmp." in n]  # crashed writes' temporaries cleaned
-    assert warnings_seen <= 50
+    assert len(damaged) <= kills
 
 
 @pytest.mark.integration

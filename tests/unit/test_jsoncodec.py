@@ -121,3 +121,36 @@ def test_import_does_not_load_re_or_json() -> None:
         [sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_errors_are_json_errors_before_json_was_ever_imported() -> None:
+    """In a fresh interpreter (json.decoder not loaded, as in the initrd) bad input raises json's own
+    JSONDecodeError, and a corrupt event line is a one-line StateError, never SystemError."""
+    code = (
+        "import sys\n"
+        "from bootguard.model import jsoncodec\n"
+        "from bootguard.model.events import Event\n"
+        "from bootguard.errors import StateError\n"
+        "assert 'json.decoder' not in sys.modules\n"
+        "for bad in ('{\"a\": [1, 2', '{\"v\": 1, \"kind\": \"x', '[1,]', '{'):\n"
+        "    try:\n"
+        "        jsoncodec.loads(bad)\n"
+        "    except ValueError as exc:\n"
+        "        assert type(exc).__name__ == 'JSONDecodeError', repr(exc)\n"
+        "    else:\n"
+        "        raise AssertionError(bad)\n"
+        "try:\n"
+        "    Event.from_json(b'{\"v\": 1, \"kind\": \"counted-fa\\n', source='events.jsonl line 3')\n"
+        "except StateError as exc:\n"
+        "    assert 'not valid JSON' in exc.message, exc.message\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(root)!r})\n" + code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
