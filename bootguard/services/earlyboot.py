@@ -179,7 +179,8 @@ def _this_boot(obs: Observation, view: BootView) -> Event:
     b = view.booted
     name = b.filename if b else (view.vars.entry_selected or "unknown entry")
     if view.counted and b is not None:
-        msg = f"booting {name}: counted attempt {b.tries_done}, {b.tries_left} tries left after this one"
+        left = f"{b.tries_left} {'try' if b.tries_left == 1 else 'tries'} left"
+        msg = f"booting {name}: counted attempt {b.tries_done}, {left} after this one"
         return Event.new(
             EventKind.BOOT_ATTEMPTED,
             msg,
