@@ -191,7 +191,8 @@ def _write_trial_copy(view: BootView, entry: BootEntry, tries: int) -> str:
     return rel
 
 
-def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> None:
+def check_trial_entry(state: State, entry: BootEntry) -> None:
+    """What every trial needs, whoever counts it: a pinned golden, and an entry worth trying."""
     if state.golden is None:
         raise RefusedError(
             "no golden generation is pinned: a failed trial would have nothing to fall back to",
@@ -203,6 +204,11 @@ def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> Non
         raise RefusedError(f"{entry.path} is golden already; a trial is for a new generation")
     if entry.status is EntryStatus.BAD:
         raise RefusedError(f"{entry.path} is marked bad; refusing to try it again")
+
+
+def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> None:
+    """A loader-counted trial also needs bootguard's golden copy: the glob's fallback."""
+    check_trial_entry(state, entry)
     if not any(is_golden_copy(e) for e in view.found):
         raise RefusedError(
             f"bootguard's golden entry is missing from {view.esp.root}",

@@ -16,7 +16,6 @@ from bootguard.errors import NotFoundError, RefusedError
 from bootguard.model.events import Event, EventKind
 from bootguard.model.state import Backend, Golden, Outcome, Trial
 from bootguard.services import fallback
-from bootguard.services.outcomes import LAST_BOOT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -130,12 +129,10 @@ def verdict(env: GrubEnv, store: StateStore, good: bool, cmdline: str) -> list[s
     outcome = Outcome.GOOD if good else Outcome.FAILED
     word = "good" if good else "bad"
 
-    def change(s: State) -> State:
-        last = s.extra.get(LAST_BOOT)
-        s = s.with_attempt(name, outcome, None if good else "validation-failed", time.time())
-        return s.with_extra(LAST_BOOT, {**last, "verdict": word}) if isinstance(last, dict) else s
+    from bootguard.services.verdict import record_verdict
 
-    store.update(change)
+    record_verdict(store, word)
+    store.update(lambda s: s.with_attempt(name, outcome, None if good else "validation-failed", time.time()))
     kind = EventKind.BLESSED if good else EventKind.MARKED_BAD
     store.append_event(Event.new(kind, f"boot of {name} validated {word}", entry=name))
     messages = [f"boot of {name} recorded as {word} (GRUB does not count boots)"]

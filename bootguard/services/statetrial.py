@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import time
 
-from bootguard.errors import NotFoundError, RefusedError
-from bootguard.model.entry import EntryStatus
+from bootguard.errors import NotFoundError
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
 from bootguard.model.state import Backend, Trial
@@ -77,20 +76,6 @@ def is_trial_boot(view: BootView, trial: Trial | None) -> bool:
     return fallback.is_trial_copy(b) or (trial.backend is Backend.STATE and b.filename == trial.filename)
 
 
-def _check(view: BootView, state: State, entry: BootEntry) -> None:
-    if state.golden is None:
-        raise RefusedError(
-            "no golden generation is pinned: a failed trial would have nothing to fall back to",
-            hint="pin one first: bootguard pin-golden",
-        )
-    if fallback.is_bootguard_copy(entry):
-        raise RefusedError(f"{entry.path} is bootguard's own copy; name the original entry")
-    if entry.filename == state.golden.filename:
-        raise RefusedError(f"{entry.path} is golden already; a trial is for a new generation")
-    if entry.status is EntryStatus.BAD:
-        raise RefusedError(f"{entry.path} is marked bad; refusing to try it again")
-
-
 def _saved_default(efi: EfiVars, state: State) -> str | None:
     saved = efi.read_str(fallback.DEFAULT_VAR)
     if saved is not None and saved.lower().startswith(fallback.PREFIX):
@@ -102,11 +87,10 @@ def _saved_default(efi: EfiVars, state: State) -> str | None:
 def arm_try(view: BootView, efi: EfiVars, state: State, trial: Trial) -> str:
     """Golden as the default, the trial as the next boot only (its try number is already in the
     state: the pending marker); returns the one-shot id."""
-    golden = golden_target(view, state)
     target = trial_target(view, trial)
     if target is None:
         raise NotFoundError(f"the trial's entry {trial.filename} is gone from the ESP")
-    efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
+    make_golden_default(view, efi, state)
     oneshot = target.id(view.scheme)
     efi.write_str(ONESHOT_VAR, oneshot)
     return oneshot
@@ -122,7 +106,7 @@ def make_golden_default(view: BootView, efi: EfiVars, state: State) -> str:
 def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
     """Stage `entry` as a trial whose `tries` tries bootguard counts; golden is the default throughout."""
     state = store.load().state
-    _check(view, state, entry)
+    fallback.check_trial_entry(state, entry)
     golden = golden_target(view, state)
     efi.require()
     trial = Trial(
