@@ -34,8 +34,36 @@ BOOT_MARKER = "BGVM-BOOT "
 # CSI sequences (colours, cursor moves, `ESC [ ? 25 l`), other two-byte escapes, and stray CRs.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|\r")
 
-# At most two VMs at once on this 2-core machine: one core per TCG vCPU.
-VM_SLOTS = threading.BoundedSemaphore(2)
+class _MachineSlots:
+    """At most two VMs at once on this 2-core machine (one core per TCG vCPU) — machine-wide, not per
+    process: two pytest runs (two checkouts, a test and the demo) share the same two cores. A slot is
+    an flock on one of two files; the kernel drops it if the holder dies."""
+
+    def __init__(self, count: int, lockdir: str = "/run/lock") -> None:
+        self._paths = [os.path.join(lockdir if os.path.isdir(lockdir) else tempfile.gettempdir(),
+                                    f"bootguard-vm-slot-{i}") for i in range(count)]
+        self._local = threading.local()
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        while True:
+            for path in self._paths:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                self._local.fd = fd
+                return
+            time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._local.fd)
+
+
+VM_SLOTS = _MachineSlots(2)
 
 
 def strip_ansi(text: str) -> str:
