@@ -120,8 +120,8 @@ def _tree_id(g: git.Git, tree: str) -> str | None:
 def _refuse(g: git.Git, findings: list[secrets.Finding], *, after_hook: bool = False) -> None:
     if not findings:
         return
-    listed = "; ".join(f"{f.describe()}{' ' + f.fingerprint if f.fingerprint else ''}" for f in findings[:20])
-    more = f"; and {len(findings) - 20} more" if len(findings) > 20 else ""
+    listed = "; ".join(f"{f.describe()}{' ' + f.fingerprint if f.fingerprint else ''}" for f in findings)
+    more = ""
     when = "a pre-commit hook staged secrets" if after_hook else "refusing to commit secrets"
     raise RefusedError(
         f"{when} in {g.repo}: {listed}{more}; nothing committed, nothing staged",

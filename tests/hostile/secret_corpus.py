@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (fixture data: real-looking lines are long)
 """A planted corpus of secret kinds (all fake, generated), and ordinary NixOS files that hold none.
 
 Used by tests/hostile/test_hostile_git_secrets.py to measure the catch rate of `bootguard commit`'s
@@ -36,7 +37,13 @@ def _pem(label: str) -> bytes:
 
 def _der_pkcs1() -> bytes:
     modulus = b"\x02\x82\x01\x01\x00" + _rng.randbytes(256)
-    rest = b"\x02\x03\x01\x00\x01" + b"\x02\x82\x01\x00" + _rng.randbytes(256) + b"\x02\x81\x81\x00" + _rng.randbytes(128)
+    rest = (
+        b"\x02\x03\x01\x00\x01"
+        + b"\x02\x82\x01\x00"
+        + _rng.randbytes(256)
+        + b"\x02\x81\x81\x00"
+        + _rng.randbytes(128)
+    )
     body = b"\x02\x01\x00" + modulus + rest
     return b"\x30\x82" + len(body).to_bytes(2, "big") + body
 
@@ -93,7 +100,10 @@ CORPUS: dict[str, tuple[str, bytes]] = {
         ).encode(),
     ),
     "age-identity": ("keys/age.txt", f"# public key: age1xyz\nAGE-SECRET-KEY-1{_pick(_UP, 58)}\n".encode()),
-    "wireguard-ini": ("wg/wg0.conf", f"[Interface]\nAddress = 10.0.0.1/24\nPrivateKey = {_b64(32)}\n".encode()),
+    "wireguard-ini": (
+        "wg/wg0.conf",
+        f"[Interface]\nAddress = 10.0.0.1/24\nPrivateKey = {_b64(32)}\n".encode(),
+    ),
     "wireguard-nix": (
         "hosts/a/wireguard.nix",
         f'{{ networking.wireguard.interfaces.wg0 = {{ privateKey = "{_b64(32)}"; }}; }}\n'.encode(),
@@ -106,7 +116,10 @@ CORPUS: dict[str, tuple[str, bytes]] = {
             f"users:\n- name: admin\n  user:\n    token: {_pick(_AN, 40)}\n"
         ).encode(),
     ),
-    "kubeconfig-client-key": ("k8s/admin.conf", f"users:\n- user:\n    client-key-data: {_b64(120)}\n".encode()),
+    "kubeconfig-client-key": (
+        "k8s/admin.conf",
+        f"users:\n- user:\n    client-key-data: {_b64(120)}\n".encode(),
+    ),
     "netrc": ("home/.netrc", f"machine github.com login deploy password {_pick(_AN, 20)}\n".encode()),
     "htpasswd-apr1": ("nginx/htpasswd", f"admin:$apr1${_pick(_AN, 8)}${_pick(_AN + './', 22)}\n".encode()),
     "htpasswd-bcrypt": ("nginx/.htpasswd", f"ops:$2y$05${_pick(_AN + './', 53)}\n".encode()),
@@ -114,12 +127,18 @@ CORPUS: dict[str, tuple[str, bytes]] = {
         "hosts/a/db.nix",
         f'{{ services.app.databaseUrl = "postgres://app:{_pick(_AN, 16)}@db.internal:5432/app"; }}\n'.encode(),
     ),
-    "aws-access-key-id": ("aws/credentials", f"[default]\naws_access_key_id = AKIA{_pick(_UP, 16)}\n".encode()),
+    "aws-access-key-id": (
+        "aws/credentials",
+        f"[default]\naws_access_key_id = AKIA{_pick(_UP, 16)}\n".encode(),
+    ),
     "aws-secret-access-key": ("aws/creds.ini", f"aws_secret_access_key = {_pick(_B64, 40)}\n".encode()),
     "github-classic-token": ("nix.conf", f"access-tokens = github.com=ghp_{_pick(_AN, 36)}\n".encode()),
     "github-fine-grained-token": ("ci/env.sh", f"export GH=github_pat_{_pick(_AN + '_', 82)}\n".encode()),
     "gitlab-token": ("ci/gitlab.yml", f"token_value: glpat-{_pick(_AN, 20)}\n".encode()),
-    "slack-bot-token": ("alerts/slack.json", f'{{"bot": "xoxb-{_pick(string.digits, 12)}-{_pick(_AN, 24)}"}}\n'.encode()),
+    "slack-bot-token": (
+        "alerts/slack.json",
+        f'{{"bot": "xoxb-{_pick(string.digits, 12)}-{_pick(_AN, 24)}"}}\n'.encode(),
+    ),
     "slack-webhook": (
         "alerts/hook.txt",
         f"https://hooks.slack.com/services/T{_pick(_UP, 8)}/B{_pick(_UP, 10)}/{_pick(_AN, 24)}\n".encode(),
@@ -132,13 +151,23 @@ CORPUS: dict[str, tuple[str, bytes]] = {
         "docker/config.json",
         f'{{"auths": {{"registry.example.org": {{"auth": "{_b64(24)}"}}}}}}\n'.encode(),
     ),
-    "nix-plaintext-password": ("hosts/a/users.nix", b'{ users.users.alice.initialPassword = "correct-horse-42"; }\n'),
-    "nix-wifi-psk": ("hosts/a/wifi.nix", b'{ networking.wireless.networks.home.psk = "sunflower-meadow-9"; }\n'),
+    "nix-plaintext-password": (
+        "hosts/a/users.nix",
+        b'{ users.users.alice.initialPassword = "correct-horse-42"; }\n',
+    ),
+    "nix-wifi-psk": (
+        "hosts/a/wifi.nix",
+        b'{ networking.wireless.networks.home.psk = "sunflower-meadow-9"; }\n',
+    ),
     "dotenv-credentials": ("app/.env", f"DB_PASSWORD={_pick(_AN, 14)}\n".encode()),
     "unencrypted-sops": ("secrets/db.yaml", f"db_password: {_pick(_AN, 18)}\n".encode()),
     "gcp-service-account": (
         "gcp/sa.json",
-        ('{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\n' + _b64(60) + '\\n"}\n').encode(),
+        (
+            '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\n'
+            + _b64(60)
+            + '\\n"}\n'
+        ).encode(),
     ),
     "jwt": ("api/token.txt", (_jwt() + "\n").encode()),
     "sendgrid": ("mail/sendgrid.txt", f"SG.{_pick(_AN + '_-', 22)}.{_pick(_AN + '_-', 43)}\n".encode()),
@@ -146,7 +175,10 @@ CORPUS: dict[str, tuple[str, bytes]] = {
     "npm-token": ("web/.npmrc", f"//registry.npmjs.org/:_authToken=npm_{_pick(_AN, 36)}\n".encode()),
     "pypi-token": ("py/.pypirc", f"password = pypi-AgEIcHlwaS5vcmc{_pick(_AN + '-_', 60)}\n".encode()),
     "openai-key": ("ai/key.txt", f"sk-{_pick(_AN, 20)}T3BlbkFJ{_pick(_AN, 20)}\n".encode()),
-    "telegram-bot-token": ("bot/telegram.txt", f"bot_token: {_pick(string.digits, 9)}:{_pick(_AN + '_-', 35)}\n".encode()),
+    "telegram-bot-token": (
+        "bot/telegram.txt",
+        f"bot_token: {_pick(string.digits, 9)}:{_pick(_AN + '_-', 35)}\n".encode(),
+    ),
     "mailchimp": ("mail/mc.txt", f"mailchimp = {_pick('0123456789abcdefghij', 32)}-us12\n".encode()),
     "yaml-password": ("apps/grafana.yaml", f"admin_password: {_pick(_AN, 16)}\n".encode()),
 }
