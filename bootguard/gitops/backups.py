@@ -246,7 +246,7 @@ def _bring_back(repo: str, aside: str, paths: tuple[str, ...]) -> None:
 
 def _untracked_empty_dirs(g: git.Git) -> list[str]:
     """Empty directories `git clean -d` would remove (relative paths, deepest included)."""
-    out = g.run("clean", "-n", "-d").stdout
+    out = g.run("-c", "core.quotePath=false", "clean", "-n", "-d").stdout
     found = []
     for line in out.splitlines():
         rel = line.removeprefix("Would remove ").rstrip("/")
