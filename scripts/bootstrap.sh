@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import bootguard, pytest, hypothesis, mypy, ruff' 2>/dev/null \
+if ! "$PY" -c 'import bootguard, pytest, hypothesis, mypy, ruff, detect_secrets' 2>/dev/null \
    || [ "$("$PY" -c 'import bootguard,os;print(os.path.dirname(os.path.dirname(bootguard.__file__)))')" != "$PWD" ]; then
   echo "bootstrap: installing bootguard (editable, with its C extension) and test tools"
   "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def upgrade(opts: UpgradeOptions) -> UpgradeResult:
     """One `bootguard upgrade` run; raises RolledBack / ConflictError / GitOpsError with the reason."""
-    with GitopsLock(opts.state_dir, "upgrade"):
+    with GitopsLock(opts.state_dir, "upgrade", repo=opts.repo):
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
         try:
@@ -58,7 +58,7 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
     """One `bootguard commit` run."""
     from bootguard.gitops.commit import commit_changes
 
-    with GitopsLock(state_dir, "commit"):
+    with GitopsLock(state_dir, "commit", repo=repo):
         g = git.Git.open(repo)
         data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
         try:

@@ -175,27 +175,13 @@ def _with_identity(g: git.Git) -> git.Git:
 
 
 def _stash_dirty(g: git.Git, head: git.Head, state_dir: str) -> backups.Backup | None:
-    if not git.status(g):
-        return None
-    snap = backups.snapshot_worktree(g, head, "bootguard: uncommitted changes before upgrade")
-    saved = backups.save(g, snap, "dirty", state_dir=state_dir)
-    git.reset_hard(g, head.commit or "HEAD")  # safe: the snapshot holds every change
-    git.clean(g)
-    return saved
+    # Index and work tree saved separately, secrets kept out of the refs (see backups.save_dirty).
+    return backups.save_dirty(g, head, state_dir)
 
 
 def _restore_dirty(g: git.Git, dirty: backups.Backup | None, head: str) -> str | None:
     """Re-apply saved edits on top of `head`; a one-line problem if they do not apply."""
-    if dirty is None:
-        return None
-    if git.cherry_pick_no_commit(g, dirty.commit):
-        git.reset_index(g)
-        return None
-    git.reset_hard(g, head)  # safe: the edits are in the snapshot `dirty`
-    return (
-        f"the uncommitted changes conflict with it; they are saved as {dirty.ref} "
-        f"(git -C {g.repo} checkout {dirty.ref} -- .)"
-    )
+    return backups.restore_dirty(g, dirty, head)
 
 
 # --- build, validate, switch -------------------------------------------------------------------
