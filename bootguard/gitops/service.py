@@ -28,12 +28,22 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
         except BootguardError as exc:
             noop.clear(opts.state_dir)
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
+            _publish_verdicts(g, opts)  # fleet (issue 16)
             raise
         if settled:
             result = result.evolve(notes=(*settled, *result.notes))
         _log(opts.state_dir, "upgrade", describe(g.repo, result), {**data, **result.to_dict()})
         _stamp(opts.state_dir, g.repo, result)
+        _publish_verdicts(g, opts)  # fleet (issue 16)
         return result
+
+
+def _publish_verdicts(g: git.Git, opts: UpgradeOptions) -> None:
+    """fleet (issue 16): push this host's new verdicts; never raises, never changes the outcome."""
+    if opts.fleet is not None and opts.fleet.publish:
+        from bootguard.gitops import fleet
+
+        fleet.publish_outbox(g, opts)
 
 
 def settle_trials(

@@ -59,6 +59,11 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
     upstream = _check_rewrite(g, opts, tracking, old, new)
     if opts.verify_signatures:
         _verify_signatures(g, opts, running, new)
+    # --- fleet (issue 16): quarantine and canaries; raises RolledBack before anything changes ---
+    from bootguard.gitops import fleet
+
+    fleet.gate(g, opts, running=running, new=new)
+    # --- end fleet ---
     g = _with_identity(g)
     dirty = _stash_dirty(g, probe.head, opts.state_dir)
     try:

@@ -86,6 +86,7 @@ def _gitops_part(state_dir: str) -> list[dict[str, object]]:
     """Per GitOps repository: what is deployed, the failed commit not retried, saved backups."""
     if not os.path.exists(os.path.join(state_dir, "gitops.json")):
         return []  # no GitOps on this host: keep status free of the userland imports below
+    from bootguard.gitops import fleet_state
     from bootguard.gitops.backups import list_backups, restore_steps
     from bootguard.gitops.record import GitopsRecord
 
@@ -103,6 +104,7 @@ def _gitops_part(state_dir: str) -> list[dict[str, object]]:
                 if rec.failed is None
                 else {"commit": rec.failed.commit, "stage": rec.failed.stage, "reason": rec.failed.reason},
                 "backups": [{**b.to_dict(), "restore": restore_steps(repo, b, "BRANCH")} for b in backups],
+                "fleet": fleet_state.status_of(state_dir, repo),  # fleet (issue 16)
             }
         )
     return out

@@ -1,0 +1,203 @@
+"""A fleet verdict: what one host concluded about one commit, as published on the shared remote.
+
+Verdicts are data written by other machines, so parsing is strict and bounded: a fixed set of
+keys with checked types and sizes, a format name and a version. Anything else is rejected with a
+one-line reason (`VerdictError`), which the reader turns into a warning, never a crash.
+
+On the wire (the blob `verdict.json` in a verdict commit), canonical JSON, at most MAX_BYTES:
+
+    {"at": "2026-12-07T04:00:00+00:00", "bootguard": "0.1.0", "cause": "panic",
+     "commit": "<40 or 64 hex>", "format": "bootguard-verdict", "host": "b",
+     "outcome": "failed", "stage": "boot", "version": 1}
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import re
+
+from bootguard.model._frozen import Frozen
+
+FORMAT = "bootguard-verdict"
+VERSION = 1
+MAX_BYTES = 4096
+MAX_CAUSE = 1000
+BLOB_NAME = "verdict.json"
+_KEYS = frozenset(("format", "version", "host", "commit", "outcome", "stage", "cause", "at", "bootguard"))
+# A host name must be one safe ref component: it names the ref refs/bootguard/verdicts/<host>.
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class VerdictError(ValueError):
+    """A verdict that is malformed, foreign, newer or too big; the message says which, in one line."""
+
+
+class VerdictOutcome(enum.Enum):
+    BLESSED = "blessed"
+    FAILED = "failed"
+
+
+def host_problem(name: str) -> str | None:
+    """Why `name` cannot be a host name (one ref component, ≤ 63 characters), or None."""
+    if not _HOST.fullmatch(name) or ".." in name or name.endswith((".lock", ".")):
+        return f"{name!r} is not a valid host name (letters, digits, '.', '_', '-'; at most 63)"
+    return None
+
+
+class Verdict(Frozen):
+    """One host's verdict on one commit."""
+
+    __slots__ = ("at", "bootguard", "cause", "commit", "host", "outcome", "stage")
+
+    host: str
+    commit: str
+    outcome: VerdictOutcome
+    stage: str  # build | validate | switch | signature | boot | … (the stage that decided)
+    cause: str  # why, one line (the event log's cause word or the failing command's reason)
+    at: str  # ISO 8601 with a UTC offset
+    bootguard: str  # the version of bootguard that wrote it
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        commit: str,
+        outcome: VerdictOutcome,
+        stage: str,
+        cause: str,
+        at: str,
+        bootguard: str,
+    ) -> None:
+        self._init(
+            host=host, commit=commit, outcome=outcome, stage=stage, cause=cause, at=at, bootguard=bootguard
+        )
+
+    @classmethod
+    def local(
+        cls, *, host: str, commit: str, outcome: str, stage: str, cause: str, at: str, version: str
+    ) -> Verdict:
+        """This host's own verdict, made to fit the format (a long cause is cut, control characters
+        become spaces); raises VerdictError only for what cannot be made to fit (a bad commit id)."""
+        cause = _CONTROL.sub(" ", cause).strip()
+        if len(cause) > MAX_CAUSE:
+            cause = cause[: MAX_CAUSE - 1] + "…"
+        stage = stage.lower() if _STAGE.fullmatch(stage.lower()) else "other"
+        v = cls(
+            host=host,
+            commit=commit,
+            outcome=_outcome(outcome),
+            stage=stage,
+            cause=cause,
+            at=at,
+            bootguard=version if _VERSION_TEXT.fullmatch(version) else "unknown",
+        )
+        return parse(v.to_bytes())
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """What identifies a verdict of one host: publishing the same verdict twice is a no-op."""
+        return (self.commit, self.outcome.value, self.stage, self.at)
+
+    @property
+    def when(self) -> datetime.datetime:
+        return datetime.datetime.fromisoformat(self.at)
+
+    @property
+    def blessed(self) -> bool:
+        return self.outcome is VerdictOutcome.BLESSED
+
+    def describe(self) -> str:
+        if self.blessed:
+            return f"{self.host} blessed {self.commit[:12]} on {self.at}"
+        return f"{self.host} failed {self.commit[:12]} at {self.stage} on {self.at}: {self.cause}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "host": self.host,
+            "commit": self.commit,
+            "outcome": self.outcome.value,
+            "stage": self.stage,
+            "cause": self.cause,
+            "at": self.at,
+            "bootguard": self.bootguard,
+        }
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def _outcome(text: object) -> VerdictOutcome:
+    try:
+        return VerdictOutcome(text)
+    except ValueError:
+        raise VerdictError(f"outcome {text!r} is not 'blessed' or 'failed'") from None
+
+
+def _string(obj: dict[str, object], key: str, limit: int) -> str:
+    value = obj[key]
+    if not isinstance(value, str):
+        raise VerdictError(f"{key!r} must be a string")
+    if len(value) > limit:
+        raise VerdictError(f"{key!r} is longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise VerdictError(f"{key!r} contains control characters")
+    return value
+
+
+def parse(data: bytes) -> Verdict:
+    """A verdict from its blob; VerdictError (one line) if it is anything but a valid version-1 verdict."""
+    if len(data) > MAX_BYTES:
+        raise VerdictError(f"{len(data)} bytes, more than the {MAX_BYTES} a verdict may have")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise VerdictError("not JSON") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise VerdictError(f"not a {FORMAT} (foreign data)")
+    version = obj.get("version")
+    if type(version) is not int:
+        raise VerdictError("'version' must be an integer")
+    if version != VERSION:
+        raise VerdictError(f"version {version} is not supported (this bootguard reads {VERSION})")
+    if set(obj) != _KEYS:
+        missing, extra = sorted(_KEYS - set(obj)), sorted(set(obj) - _KEYS)
+        raise VerdictError(f"keys wrong (missing {missing}, unknown {extra})")
+    host = _string(obj, "host", 63)
+    problem = host_problem(host)
+    if problem:
+        raise VerdictError(problem)
+    commit = _string(obj, "commit", 64)
+    if not _COMMIT.fullmatch(commit):
+        raise VerdictError(f"commit {commit[:70]!r} is not a full lowercase hex object id")
+    stage = _string(obj, "stage", 32)
+    if not _STAGE.fullmatch(stage):
+        raise VerdictError(f"stage {stage!r} is not a stage word")
+    at = _string(obj, "at", 40)
+    try:
+        when = datetime.datetime.fromisoformat(at)
+    except ValueError:
+        raise VerdictError(f"'at' {at!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise VerdictError(f"'at' {at!r} has no UTC offset")
+    version_text = _string(obj, "bootguard", 64)
+    if not _VERSION_TEXT.fullmatch(version_text):
+        raise VerdictError(f"'bootguard' {version_text!r} is not a version")
+    return Verdict(
+        host=host,
+        commit=commit,
+        outcome=_outcome(obj["outcome"]),
+        stage=stage,
+        cause=_string(obj, "cause", MAX_CAUSE),
+        at=at,
+        bootguard=version_text,
+    )
