@@ -6,11 +6,21 @@ Standard library only: the CLI builds them on every run, also on the lean no-op 
 from __future__ import annotations
 
 import os
+import re
 
 from bootguard.errors import UsageError
 from bootguard.model._frozen import Frozen
 
+# A host name must be one safe ref component: it names the ref refs/bootguard/verdicts/<host>.
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def host_problem(name: str) -> str | None:
+    """Why `name` cannot be a host name (one ref component, ≤ 63 characters), or None."""
+    if not _HOST.fullmatch(name) or ".." in name or name.endswith((".lock", ".")):
+        return f"{name!r} is not a valid host name (letters, digits, '.', '_', '-'; at most 63)"
+    return None
 
 
 def parse_duration(text: str, option: str = "--soak") -> float:
@@ -80,8 +90,6 @@ class FleetOptions(Frozen):
         ignore_quarantine: bool = False,
     ) -> FleetOptions:
         """From command-line strings; UsageError naming the option for a bad value."""
-        from bootguard.gitops.fleet_verdict import host_problem
-
         name = host if host is not None else default_host()
         problem = host_problem(name)
         if problem:

@@ -20,7 +20,19 @@ import enum
 import json
 import re
 
+from bootguard.gitops.fleet_options import host_problem
 from bootguard.model._frozen import Frozen
+
+__all__ = [
+    "FORMAT",
+    "MAX_BYTES",
+    "VERSION",
+    "Verdict",
+    "VerdictError",
+    "VerdictOutcome",
+    "host_problem",
+    "parse",
+]
 
 FORMAT = "bootguard-verdict"
 VERSION = 1
@@ -28,8 +40,6 @@ MAX_BYTES = 4096
 MAX_CAUSE = 1000
 BLOB_NAME = "verdict.json"
 _KEYS = frozenset(("format", "version", "host", "commit", "outcome", "stage", "cause", "at", "bootguard"))
-# A host name must be one safe ref component: it names the ref refs/bootguard/verdicts/<host>.
-_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _STAGE = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
@@ -43,13 +53,6 @@ class VerdictError(ValueError):
 class VerdictOutcome(enum.Enum):
     BLESSED = "blessed"
     FAILED = "failed"
-
-
-def host_problem(name: str) -> str | None:
-    """Why `name` cannot be a host name (one ref component, ≤ 63 characters), or None."""
-    if not _HOST.fullmatch(name) or ".." in name or name.endswith((".lock", ".")):
-        return f"{name!r} is not a valid host name (letters, digits, '.', '_', '-'; at most 63)"
-    return None
 
 
 class Verdict(Frozen):
