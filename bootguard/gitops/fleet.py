@@ -16,6 +16,7 @@ gitops.json changed since the last publish.
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 
@@ -91,7 +92,7 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     fleet_state.save(
         opts.state_dir,
         g.repo,
-        record.evolve(held=None if hold is None else hold.to_dict(), candidate=(new, since)),
+        record.evolve(held=None if hold is None else _held(hold, now), candidate=(new, since)),
     )
     if hold is None:
         return
@@ -102,6 +103,11 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     raise RolledBack(
         f"{opts.remote}/{opts.branch}: {hold.message}; not deploying, nothing changed", hint=hint
     )
+
+
+def _held(hold: fleet_policy.Hold, now: float) -> dict[str, object]:
+    checked = datetime.datetime.fromtimestamp(now).astimezone().isoformat(timespec="seconds")
+    return {**hold.to_dict(), "checked_at": checked}
 
 
 def _signed(g: git.Git, published: list[fleet_store.Published]) -> list[fleet_store.Published]:
@@ -134,9 +140,9 @@ def publish_outbox(g: git.Git, opts: UpgradeOptions) -> int:
         if stamp is None or (record.pending == 0 and record.source == stamp):
             return 0  # nothing new since everything was published: no attrs, no git
         published = set(record.published)
-        pending = [cv for cv in _history(opts.state_dir, g.repo) if _key(cv) not in published]
+        pending = [cv for cv in _history(opts.state_dir, g.repo) if _key(fo.host, cv) not in published]
         problem = _publish(g, opts.remote, fo, pending) if pending else None
-        done = [] if problem else [_key(cv) for cv in pending]
+        done = [] if problem else [_key(fo.host, cv) for cv in pending]
         fleet_state.save(
             opts.state_dir,
             g.repo,
@@ -155,8 +161,9 @@ def publish_outbox(g: git.Git, opts: UpgradeOptions) -> int:
     return max(1, len(pending))
 
 
-def _key(cv: CommitVerdict) -> tuple[str, ...]:
-    return (cv.commit, cv.outcome, cv.stage, cv.at)
+def _key(host: str, cv: CommitVerdict) -> tuple[str, ...]:
+    """Published under this host name (a renamed host publishes its history again, under the new name)."""
+    return (host, cv.commit, cv.outcome, cv.stage, cv.at)
 
 
 def _history(state_dir: str, repo: str) -> tuple[CommitVerdict, ...]:

@@ -165,7 +165,7 @@ def status_lines(part: dict[str, Any]) -> list[str]:
     lines = []
     held = part.get("held")
     if isinstance(held, dict):
-        lines.append(f"  held:     {held.get('message')}")
+        lines.append(f"  held:     {held.get('message')} (checked {held.get('checked_at')})")
     if part.get("pending_verdicts"):
         lines.append(f"  verdicts: {part['pending_verdicts']} not published yet (retried next upgrade)")
     return lines

@@ -208,6 +208,9 @@ def test_bad_commit_stops_at_the_first_host(fleet: Fleet, capsys: pytest.Capture
     held = repo["fleet"]["held"]
     assert held["kind"] == "quarantine" and held["host"] == "b" and held["failed_commit"] == c2
     assert held["stage"] == "build" and "BROKEN" in held["cause"]
+    assert main(["--state-dir", str(fleet.state("c")), "status"]) in (0, 1, 4, 5)
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  held:")]
+    assert f"quarantined: host b failed {c2[:12]} at build" in line and "(checked 20" in line
 
     # A pushes the fix. C (canaries 1) still refuses: c2 lies between C's commit and c3, unlifted.
     c3 = fleet.push_config("value = 3\n", "fix it")
