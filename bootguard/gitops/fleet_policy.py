@@ -92,12 +92,12 @@ def quarantine(
     for bad in failed:
         if any(b.commit != bad.commit and is_ancestor(bad.commit, b.commit) for b in blessed):
             continue
-        where = "" if bad.commit == new else f", which is between the running {running[:12]} and it"
+        where = "" if bad.commit == new else f" (it lies between the running {running[:12]} and {new[:12]})"
         return Hold(
             HoldKind.QUARANTINE,
             new,
-            f"{new[:12]} is quarantined: host {bad.host} failed {bad.commit[:12]}{where} "
-            f"at {bad.stage} on {bad.at}: {bad.cause}",
+            f"{new[:12]} is quarantined: host {bad.host} failed {bad.commit[:12]} "
+            f"at {bad.stage} on {bad.at}: {bad.cause}{where}",
             verdict=bad,
         )
     return None

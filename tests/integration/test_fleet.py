@@ -216,7 +216,8 @@ def test_bad_commit_stops_at_the_first_host(fleet: Fleet, capsys: pytest.Capture
     c3 = fleet.push_config("value = 3\n", "fix it")
     assert main(fleet.args("c", "--canaries", "1")) == ExitCode.ROLLED_BACK
     [error], _ = errors(capsys)
-    assert f"{c3[:12]} is quarantined: host b failed {c2[:12]}, which is between" in error
+    assert f"{c3[:12]} is quarantined: host b failed {c2[:12]} at build" in error
+    assert f"(it lies between the running {c1[:12]} and {c3[:12]})" in error
     # B's own failure does not hold B back: it takes c3, blesses it and publishes.
     assert main(fleet.args("b", "--publish-verdicts")) == 0
     assert [(v["commit"], v["outcome"]) for v in fleet.verdicts("b")] == [(c2, "failed"), (c3, "blessed")]
