@@ -1,17 +1,12 @@
-"""The fleet hooks of `bootguard upgrade`: the quarantine/canary gate and the verdict outbox.
+"""The fleet gate of `bootguard upgrade`: quarantine and canaries from other hosts' verdicts.
 
 - `gate` runs after the fetch and before anything changes (integrate, build): it fetches every
   host's verdict ref and refuses (RolledBack, exit 7) a remote commit that is quarantined or still
   waits for canaries, naming the commit, the host, the stage and the cause. The hold is kept in
   fleet.json for `bootguard status`; the run's `upgrade-failed` event carries the message.
-- `publish_outbox` runs at the end of every run with `--publish-verdicts`: this host's verdicts
-  (gitops.json `history`, contract C2) that the remote does not have yet are appended to
-  `refs/bootguard/verdicts/<host>` and pushed. It never raises: a failed or rejected push is a
-  warning, the verdicts stay pending, and the next run (never skipped by the unit's no-op
-  pre-check while verdicts are pending) tries again.
+- publishing this host's own verdicts is `fleet_outbox`.
 
-Standard library only at import time; the gitops.json model (attrs) is imported only when
-gitops.json changed since the last publish.
+Standard library only; imported only by a run that fetched a new remote commit.
 """
 
 from __future__ import annotations
@@ -20,18 +15,12 @@ import datetime
 import sys
 import time
 
-from bootguard import __version__
-from bootguard.errors import BootguardError, GitOpsError, RolledBack
+from bootguard.errors import GitOpsError, RolledBack
 from bootguard.gitops import fleet_policy, fleet_state, fleet_store, git
-from bootguard.gitops.fleet_verdict import Verdict, VerdictError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.gitops.fleet_options import FleetOptions
-    from bootguard.gitops.record import CommitVerdict
     from bootguard.gitops.values import UpgradeOptions
-
-GITOPS_FILE = "gitops.json"
 
 
 def _warn(text: str) -> None:
@@ -123,97 +112,3 @@ def _signed(g: git.Git, published: list[fleet_store.Published]) -> list[fleet_st
                 f"not signed by an allowed signer ({why})"
             )
     return out
-
-
-# --- the outbox --------------------------------------------------------------------------------
-
-
-def publish_outbox(g: git.Git, opts: UpgradeOptions) -> int:
-    """Publish this host's pending verdicts; the number still pending. Never raises."""
-    fo = opts.fleet
-    if fo is None or not fo.publish:
-        return 0
-    pending: list[CommitVerdict] = []
-    try:
-        record = fleet_state.load(opts.state_dir, g.repo)
-        stamp = fleet_state.source_stamp(opts.state_dir, GITOPS_FILE)
-        if stamp is None or (record.pending == 0 and record.source == stamp):
-            return 0  # nothing new since everything was published: no attrs, no git
-        published = set(record.published)
-        pending = [cv for cv in _history(opts.state_dir, g.repo) if _key(fo.host, cv) not in published]
-        problem = _publish(g, opts.remote, fo, pending) if pending else None
-        done = [] if problem else [_key(fo.host, cv) for cv in pending]
-        fleet_state.save(
-            opts.state_dir,
-            g.repo,
-            record.evolve(
-                published=(*record.published, *done),
-                pending=len(pending) if problem else 0,
-                source=None if problem else stamp,
-            ),
-        )
-        if problem is None:
-            return 0
-        _warn(f"{len(pending)} verdicts not published ({problem}); retried on the next run")
-    except (BootguardError, OSError) as exc:
-        _warn(f"verdicts not published: {getattr(exc, 'message', None) or exc}; retried on the next run")
-    _keep_next_run(opts.state_dir)
-    return max(1, len(pending))
-
-
-def _key(host: str, cv: CommitVerdict) -> tuple[str, ...]:
-    """Published under this host name (a renamed host publishes its history again, under the new name)."""
-    return (host, cv.commit, cv.outcome, cv.stage, cv.at)
-
-
-def _history(state_dir: str, repo: str) -> tuple[CommitVerdict, ...]:
-    """This host's verdicts from gitops.json (contract C2), oldest first."""
-    from bootguard.gitops.record import GitopsRecord
-
-    return GitopsRecord.load(state_dir).get(repo).history
-
-
-def _publish(g: git.Git, remote: str, fo: FleetOptions, pending: list[CommitVerdict]) -> str | None:
-    """Append and push; None when the remote has every verdict, else why not."""
-    mine: list[Verdict] = []
-    for cv in pending:
-        try:
-            mine.append(
-                Verdict.local(
-                    host=fo.host,
-                    commit=cv.commit,
-                    outcome=cv.outcome,
-                    stage=cv.stage,
-                    cause=cv.cause,
-                    at=cv.at,
-                    version=__version__,
-                )
-            )
-        except VerdictError as exc:
-            _warn(f"not publishing a verdict on {cv.commit[:12]}: {exc}")
-    tip = fleet_store.own_tip(g, remote, fo.host)
-    local = fleet_store.local_prefix(remote) + fo.host
-    there: set[tuple[str, str, str, str]] = set()
-    if tip is not None:
-        git.update_ref(g, local, tip, message="bootguard: verdicts on the remote")
-        there = {p.verdict.key for p in fleet_store.read(g, remote, hosts=(fo.host,)).verdicts}
-    fresh = [v for v in mine if v.key not in there]
-    if not fresh:
-        return None
-    sign = (git.config_get(g, "commit.gpgsign") or "").lower() in ("true", "yes", "on", "1")
-    if not (git.config_get(g, "user.email") and git.config_get(g, "user.name")):
-        from bootguard.gitops.backups import identity_env
-
-        g = g.evolve(env={**g.env, **identity_env()})  # commit-tree needs an author, like backups
-    new_tip = fleet_store.append(g, tip, fresh, sign=sign)
-    problem = fleet_store.push(g, remote, fo.host, new_tip)
-    if problem is None:
-        git.update_ref(g, local, new_tip, message="bootguard: verdicts published")
-    return problem
-
-
-def _keep_next_run(state_dir: str) -> None:
-    """Verdicts pending: the unit's no-op pre-check must not skip the next run (it needs the stamp)."""
-    from bootguard.gitops import noop
-
-    noop.clear(state_dir)

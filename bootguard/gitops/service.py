@@ -41,9 +41,9 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
 def _publish_verdicts(g: git.Git, opts: UpgradeOptions) -> None:
     """fleet (issue 16): push this host's new verdicts; never raises, never changes the outcome."""
     if opts.fleet is not None and opts.fleet.publish:
-        from bootguard.gitops import fleet
+        from bootguard.gitops import fleet_outbox
 
-        fleet.publish_outbox(g, opts)
+        fleet_outbox.publish_outbox(g, opts)
 
 
 def settle_trials(

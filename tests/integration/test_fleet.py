@@ -19,6 +19,7 @@ import pytest
 
 from bootguard.cli.main import main
 from bootguard.errors import ExitCode
+from bootguard.gitops import fleet_outbox
 from bootguard.gitops.fleet_verdict import parse
 
 pytestmark = pytest.mark.integration
@@ -273,7 +274,7 @@ def test_soak_and_ignore_quarantine(fleet: Fleet, capsys: pytest.CaptureFixture[
 
 
 def test_rejected_publish_is_retried_and_never_stops_the_upgrade(
-    fleet: Fleet, capsys: pytest.CaptureFixture[str]
+    fleet: Fleet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A remote that refuses verdict refs: B still upgrades, keeps the verdict pending, publishes later."""
     hook = fleet.remote / "hooks" / "pre-receive"
@@ -291,8 +292,18 @@ def test_rejected_publish_is_retried_and_never_stops_the_upgrade(
     hook.unlink()
     assert main(fleet.args("b", "--publish-verdicts")) == 0  # nothing new on the branch: a no-op run
     assert [(v["commit"], v["outcome"]) for v in fleet.verdicts("b")] == [(c2, "blessed")]
+
+    # Nothing new since: the outbox is not even read (no attrs, no git)...
+    def untouched(*_: object) -> None:
+        raise AssertionError("the outbox was read although gitops.json did not change")
+
+    with monkeypatch.context() as m:
+        m.setattr(fleet_outbox, "_history", untouched)
+        assert main(fleet.args("b", "--publish-verdicts")) == 0
+    # ...and a lost fleet.json republishes nothing twice (the remote's verdicts are compared).
+    (fleet.state("b") / "fleet.json").unlink()
     assert main(fleet.args("b", "--publish-verdicts")) == 0
-    assert len(fleet.verdicts("b")) == 1  # published once, never twice
+    assert len(fleet.verdicts("b")) == 1
 
 
 def _upgrade_process(fleet: Fleet, name: str) -> subprocess.Popen[str]:
