@@ -15,7 +15,7 @@ import datetime
 import sys
 import time
 
-from bootguard.errors import GitOpsError, RolledBack
+from bootguard.errors import BootguardError, GitOpsError, RolledBack
 from bootguard.gitops import fleet_policy, fleet_state, fleet_store, git
 
 TYPE_CHECKING = False
@@ -78,11 +78,14 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     if hold is not None and fo.ignore_quarantine:
         _warn(f"--ignore-quarantine: deploying although {hold.message}")
         hold = None
-    fleet_state.save(
-        opts.state_dir,
-        g.repo,
-        record.evolve(held=None if hold is None else _held(hold, now), candidate=(new, since)),
-    )
+    try:
+        fleet_state.save(
+            opts.state_dir,
+            g.repo,
+            record.evolve(held=None if hold is None else _held(hold, now), candidate=(new, since)),
+        )
+    except (BootguardError, OSError) as exc:  # only status and the soak clock lose this run
+        _warn(f"cannot record the fleet hold in {opts.state_dir}: {getattr(exc, 'message', None) or exc}")
     if hold is None:
         return
     if hold.kind is fleet_policy.HoldKind.QUARANTINE:

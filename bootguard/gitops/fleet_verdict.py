@@ -89,6 +89,12 @@ class Verdict(Frozen):
     ) -> Verdict:
         """This host's own verdict, made to fit the format (a long cause is cut, control characters
         become spaces); raises VerdictError only for what cannot be made to fit (a bad commit id)."""
+        try:
+            when = datetime.datetime.fromisoformat(at)
+            if when.tzinfo is None:  # a local time without offset: say which offset it was
+                at = when.astimezone().isoformat(timespec="seconds")
+        except ValueError:
+            pass  # parse() below rejects it with the reason
         cause = _CONTROL.sub(" ", cause).strip()
         if len(cause) > MAX_CAUSE:
             cause = cause[: MAX_CAUSE - 1] + "…"

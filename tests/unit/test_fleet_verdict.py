@@ -95,6 +95,10 @@ def test_local_verdict_is_made_to_fit() -> None:
         version="0.1.0",
     )
     assert v.stage == "other" and "\n" not in v.cause and len(v.cause) == 1000
+    naive = Verdict.local(
+        host="b", commit=SHA, outcome="blessed", stage="boot", cause="", at="2026-12-07T04:00:00", version="1"
+    )
+    assert naive.when.utcoffset() is not None
     with pytest.raises(VerdictError):
         Verdict.local(host="b", commit="nope", outcome="failed", stage="boot", cause="", at="x", version="1")
 
