@@ -20,6 +20,8 @@ from bootguard.gitops import fleet_policy, fleet_state, fleet_store, git
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from bootguard.gitops.fleet_options import FleetOptions
+    from bootguard.gitops.fleet_verdict import Verdict
     from bootguard.gitops.values import UpgradeOptions
 
 
@@ -35,24 +37,8 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     fo = opts.fleet
     if fo is None:
         return
-    try:
-        fleet_store.fetch(g, opts.remote)
-    except GitOpsError as exc:
-        if not fo.ignore_quarantine:
-            raise GitOpsError(
-                f"{exc.message}; not deploying {new[:12]} without the other hosts' verdicts",
-                hint="--ignore-quarantine deploys anyway (this run only)",
-            ) from exc
-        _warn(f"{exc.message}; deploying anyway (--ignore-quarantine)")
-    got = fleet_store.read(g, opts.remote)
-    for w in got.warnings:
-        _warn(w)
     new_commits = git.rev_list(g, new, f"^{running}")
-    wanted = set(new_commits)
-    relevant = [p for p in got.verdicts if p.verdict.commit in wanted and p.verdict.host != fo.host]
-    if opts.verify_signatures:
-        relevant = _signed(g, relevant)
-    verdicts = [p.verdict for p in relevant]
+    verdicts = _others_verdicts(g, opts, fo, set(new_commits), new)
     hold = fleet_policy.quarantine(
         me=fo.host,
         running=running,
@@ -78,14 +64,9 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     if hold is not None and fo.ignore_quarantine:
         _warn(f"--ignore-quarantine: deploying although {hold.message}")
         hold = None
-    try:
-        fleet_state.save(
-            opts.state_dir,
-            g.repo,
-            record.evolve(held=None if hold is None else _held(hold, now), candidate=(new, since)),
-        )
-    except (BootguardError, OSError) as exc:  # only status and the soak clock lose this run
-        _warn(f"cannot record the fleet hold in {opts.state_dir}: {getattr(exc, 'message', None) or exc}")
+    _record(
+        opts, g.repo, record.evolve(held=None if hold is None else _held(hold, now), candidate=(new, since))
+    )
     if hold is None:
         return
     if hold.kind is fleet_policy.HoldKind.QUARANTINE:
@@ -95,6 +76,35 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
     raise RolledBack(
         f"{opts.remote}/{opts.branch}: {hold.message}; not deploying, nothing changed", hint=hint
     )
+
+
+def _others_verdicts(
+    g: git.Git, opts: UpgradeOptions, fo: FleetOptions, wanted: set[str], new: str
+) -> list[Verdict]:
+    """Fetch and read every host's verdicts; keep other hosts' on `wanted` commits (signed, if asked)."""
+    try:
+        fleet_store.fetch(g, opts.remote)
+    except GitOpsError as exc:
+        if not fo.ignore_quarantine:
+            raise GitOpsError(
+                f"{exc.message}; not deploying {new[:12]} without the other hosts' verdicts",
+                hint="--ignore-quarantine deploys anyway (this run only)",
+            ) from exc
+        _warn(f"{exc.message}; deploying anyway (--ignore-quarantine)")
+    got = fleet_store.read(g, opts.remote)
+    for w in got.warnings:
+        _warn(w)
+    relevant = [p for p in got.verdicts if p.verdict.commit in wanted and p.verdict.host != fo.host]
+    if opts.verify_signatures:
+        relevant = _signed(g, relevant)
+    return [p.verdict for p in relevant]
+
+
+def _record(opts: UpgradeOptions, repo: str, record: fleet_state.RepoFleet) -> None:
+    try:
+        fleet_state.save(opts.state_dir, repo, record)
+    except (BootguardError, OSError) as exc:  # only status and the soak clock lose this run
+        _warn(f"cannot record the fleet hold in {opts.state_dir}: {getattr(exc, 'message', None) or exc}")
 
 
 def _held(hold: fleet_policy.Hold, now: float) -> dict[str, object]:

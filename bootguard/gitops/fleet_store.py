@@ -63,8 +63,30 @@ def fetch(g: git.Git, remote: str) -> None:
 
 def read(g: git.Git, remote: str, *, hosts: tuple[str, ...] | None = None, per_host: int = PER_HOST) -> Read:
     """Parse the fetched verdict refs (all, or only `hosts`); never raises for bad verdict data."""
-    prefix = local_prefix(remote)
     warnings: list[str] = []
+    chains = _chains(g, remote, hosts, per_host, warnings)
+    blobs = _blobs(g, [sha for _, chain in chains for sha in chain])
+    out: list[Published] = []
+    for host, chain in chains:
+        bad: list[str] = []
+        for sha in chain:
+            try:
+                out.append(Published(_verdict(host, blobs.get(sha)), sha))
+            except VerdictError as exc:
+                bad.append(f"{sha[:12]}: {exc}")
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            warnings.append(
+                f"ignored {len(bad)} of {len(chain)} verdicts in {REMOTE_PREFIX}{host}: {bad[0]}{more}"
+            )
+    return Read(tuple(out), tuple(warnings))
+
+
+def _chains(
+    g: git.Git, remote: str, hosts: tuple[str, ...] | None, per_host: int, warnings: list[str]
+) -> list[tuple[str, list[str]]]:
+    """(host, its newest verdict commits, oldest first) per valid verdict ref; problems to `warnings`."""
+    prefix = local_prefix(remote)
     rows = git.for_each_ref(g, prefix, ("refname", "objectname", "objecttype"))
     if len(rows) > MAX_HOSTS:
         warnings.append(f"{len(rows)} verdict refs on {remote!r}; reading only the first {MAX_HOSTS}")
@@ -72,40 +94,29 @@ def read(g: git.Git, remote: str, *, hosts: tuple[str, ...] | None = None, per_h
     chains: list[tuple[str, list[str]]] = []
     for ref, sha, kind in rows:
         host = ref[len(prefix) :]
-        shown = REMOTE_PREFIX + host
         if hosts is not None and host not in hosts:
             continue
         problem = host_problem(host)
         if problem:
-            warnings.append(f"ignored {shown}: {problem}")
+            warnings.append(f"ignored {REMOTE_PREFIX}{host}: {problem}")
         elif kind != "commit":
-            warnings.append(f"ignored {shown}: it points at a {kind}, not a verdict commit")
+            warnings.append(f"ignored {REMOTE_PREFIX}{host}: it points at a {kind}, not a verdict commit")
         else:
             chain = g.run("rev-list", "--first-parent", f"--max-count={per_host}", sha, "--").stdout.split()
             chains.append((host, chain[::-1]))
-    blobs = _blobs(g, [sha for _, chain in chains for sha in chain])
-    out: list[Published] = []
-    for host, chain in chains:
-        bad: list[str] = []
-        for sha in chain:
-            got = blobs.get(sha)
-            try:
-                if isinstance(got, str):
-                    raise VerdictError(got)
-                assert got is not None
-                verdict = parse(got)
-                if verdict.host != host:
-                    raise VerdictError(f"forged: it says host {verdict.host!r}")
-            except VerdictError as exc:
-                bad.append(f"{sha[:12]}: {exc}")
-                continue
-            out.append(Published(verdict, sha))
-        if bad:
-            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-            warnings.append(
-                f"ignored {len(bad)} of {len(chain)} verdicts in {REMOTE_PREFIX}{host}: {bad[0]}{more}"
-            )
-    return Read(tuple(out), tuple(warnings))
+    return chains
+
+
+def _verdict(host: str, blob: bytes | str | None) -> Verdict:
+    """The verdict in `blob`, which must be `host`'s own; VerdictError otherwise."""
+    if blob is None:
+        raise VerdictError(f"{BLOB_NAME} could not be read")
+    if isinstance(blob, str):
+        raise VerdictError(blob)
+    verdict = parse(blob)
+    if verdict.host != host:
+        raise VerdictError(f"forged: it says host {verdict.host!r}")
+    return verdict
 
 
 def _blobs(g: git.Git, commits: list[str]) -> dict[str, bytes | str]:
