@@ -22,11 +22,13 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
     with GitopsLock(opts.state_dir, "upgrade"):
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
+        settled: tuple[str, ...] = ()
         try:
             settled = settle_trials(opts.state_dir, g.repo)
             result = _upgrade(g, opts)
         except BootguardError as exc:
             noop.clear(opts.state_dir)
+            _tell(settled)  # what the settle did must show even though the run then stops
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
             raise
         if settled:
@@ -59,6 +61,13 @@ def settle_trials(
         state_dir, repos=None if repo is None else [repo], booted_entry=booted_entry, notify=notify
     )
     return tuple(m for s in done for m in s.messages)
+
+
+def _tell(lines: tuple[str, ...]) -> None:
+    import sys
+
+    for line in lines:
+        sys.stderr.write(f"bootguard: {line}\n")
 
 
 def _stamp(state_dir: str, repo: str, result: UpgradeResult) -> None:
