@@ -44,7 +44,9 @@ exec "$PYTHON" -m bootguard --esp "$ESP" --efivars "$EFIVARS" --state-dir "$STAT
 
 
 class Loop:
-    def __init__(self, world: World, host: HostTree, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, world: World, host: HostTree, monkeypatch: pytest.MonkeyPatch, *, golden_commit: bool = True
+    ) -> None:
         self.w, self.h = world, host
         self.newest = world.tmp / "newest"
         (world.tools / "switch-boot.sh").write_text(SWITCH_SH)
@@ -63,7 +65,7 @@ class Loop:
         self.loader = SimulatedLoader(str(host.esp), str(host.efivars), LOADER)
         self.loader.boot()
         self.golden_commit = world.head(world.b)
-        code, _, err = host.cli("pin-golden", "--commit", self.golden_commit)
+        code, _, err = host.cli("pin-golden", *(("--commit", self.golden_commit) if golden_commit else ()))
         assert code == 0, err
 
     def upgrade(self) -> tuple[int, str, str]:
@@ -153,7 +155,9 @@ def test_boot_failure_fails_the_commit_resets_git_and_is_not_retried(loop: Loop)
     assert code == ExitCode.ROLLED_BACK and "not retrying" in err
     assert w.builds() == [] and w.head(w.b) == good and h.cli_json("status")["trial"] is None  # type: ignore[index]
     code, out, _ = h.cli("status")
-    assert f"failed:   {bad[:12]} at boot" in out and "failed-boot" in out
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    assert "kept as refs/bootguard/backup/" in out and "-failed-boot; not retried" in out
+    assert f"restore: git -C {w.b}" in out
 
     fix = w.commit(w.a, "fix the panic", config__txt="value = 2\n")
     w.push(w.a)
@@ -207,3 +211,57 @@ def test_trial_commit_missing_from_repository_is_recorded_and_repo_left_alone(lo
     assert "is not in the repository" in out + err
     assert w.head(w.b) == other
     assert loop.record().history[-1].outcome == "failed"
+
+
+def test_unknown_running_commit_leaves_the_repository_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Golden pinned without a commit: the failure is recorded, git is not touched, status says why."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    loop = Loop(World(tmp_path), HostTree(tmp_path / "hostb"), monkeypatch, golden_commit=False)
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    code, out, err = loop.upgrade()
+    assert code == 0, err  # the repository still equals the remote: nothing to integrate
+    assert "cannot tell which commit the running generation was built from" in out
+    assert w.head(w.b) == bad  # left alone, not guessed
+    assert [b.name.rsplit("-", 2)[-2:] for b in backups.list_backups(w.b)] == [["failed", "boot"]]
+    out = loop.h.cli("status")[1]
+    assert "cannot tell which commit the running generation was built from" in out
+
+
+def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
+    """The validator's hook on the golden boot does the rollback; the notification names host,
+    commit and cause; the following upgrade finds nothing left to settle."""
+    from typing import cast
+
+    from bootguard.gitops.bootverdict import after_validation
+    from bootguard.validator.notify.base import Notification
+    from bootguard.validator.notify.dispatch import Dispatcher
+
+    class Catch:
+        def __init__(self) -> None:
+            self.sent: list[Notification] = []
+
+        def deliver(self, n: Notification) -> None:
+            self.sent.append(n)
+
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    catch = Catch()
+    done = after_validation(str(loop.h.state), "bootguard-golden.conf", cast("Dispatcher", catch))
+    assert [(s.commit, s.outcome, s.cause) for s in done] == [(bad, "failed", "failed-before-bootguard")]
+    assert w.head(w.b) == loop.golden_commit
+    (note,) = catch.sent
+    assert bad[:12] in note.title and "failed-before-bootguard" in note.title and note.host in note.title
+    assert f"commit: {bad}" in note.message
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "failed at boot" not in err  # already settled, once
+    assert len([v for v in loop.record().history if v.outcome == "failed"]) == 1
