@@ -108,6 +108,8 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
         g = git.Git.open(repo)
         data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
         try:
+            # Never commit (and push) on top of a configuration that failed to boot: settle first.
+            _tell(settle_trials(state_dir, g.repo))
             result = commit_changes(g, branch, push=push)
         except BootguardError as exc:
             _log(

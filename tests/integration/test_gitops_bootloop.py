@@ -265,3 +265,23 @@ def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
     code, _, err = loop.upgrade()
     assert code == ExitCode.ROLLED_BACK and "failed at boot" not in err  # already settled, once
     assert len([v for v in loop.record().history if v.outcome == "failed"]) == 1
+
+
+def test_commit_after_a_failed_boot_commits_on_the_running_configuration(loop: Loop) -> None:
+    """`bootguard commit --push` on B after the trial failed: the repository is returned to golden's
+    commit first, so the auto-commit is made on the configuration that runs (the push is then rejected:
+    the remote still holds the failed commit; the commit stays local, nothing lost)."""
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    (w.b / "other.txt").write_text("edited on b\n")
+    code, _, err = loop.h.cli("commit", "--repo", str(w.b), "--push")
+    assert code == ExitCode.CONFLICT, err
+    assert "failed at boot" in err
+    head = w.head(w.b)
+    assert run_git(w.b, "rev-parse", "HEAD~1") == loop.golden_commit
+    assert (w.b / "other.txt").read_text() == "edited on b\n"
+    assert run_git(w.b, "log", "-1", "--format=%s", head).startswith("Auto-commit from")
+    assert w.head(w.a) == bad
