@@ -150,8 +150,17 @@ def _load_all(state_dir: str, *, quiet: bool = False) -> dict[str, RepoFleet]:
         return {}
 
 
+def with_fleet(state_dir: str, part: dict[str, object]) -> dict[str, object]:
+    """A repository's `bootguard status` entry (gitops/report.py) with its fleet part: `fleet` for
+    `--json` (null when nothing is held or pending) and one note per fact for the text."""
+    fleet = status_of(state_dir, str(part["repo"]))
+    notes = part.get("notes")
+    lines = status_lines(fleet) if fleet else []
+    return {**part, "fleet": fleet, "notes": [*(notes if isinstance(notes, list) else []), *lines]}
+
+
 def status_of(state_dir: str, repo: str) -> dict[str, object] | None:
-    """For `bootguard status`: the hold and the number of unpublished verdicts, or None."""
+    """The hold of the last run and the number of unpublished verdicts, or None if neither."""
     if not os.path.exists(os.path.join(state_dir, FILE_NAME)):
         return None
     rec = load(state_dir, repo)
@@ -161,11 +170,13 @@ def status_of(state_dir: str, repo: str) -> dict[str, object] | None:
 
 
 def status_lines(part: dict[str, Any]) -> list[str]:
-    """The text `bootguard status` prints for `status_of`'s result."""
+    """The notes `bootguard status` prints for `status_of`'s result."""
     lines = []
     held = part.get("held")
     if isinstance(held, dict):
-        lines.append(f"  held:     {held.get('message')} (checked {held.get('checked_at')})")
+        lines.append(f"fleet: {held.get('message')} (checked {held.get('checked_at')})")
     if part.get("pending_verdicts"):
-        lines.append(f"  verdicts: {part['pending_verdicts']} not published yet (retried next upgrade)")
+        lines.append(
+            f"fleet: {part['pending_verdicts']} verdicts not published yet (retried on the next upgrade)"
+        )
     return lines

@@ -22,11 +22,13 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
     with GitopsLock(opts.state_dir, "upgrade"):
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
+        settled: tuple[str, ...] = ()
         try:
             settled = settle_trials(opts.state_dir, g.repo)
             result = _upgrade(g, opts)
         except BootguardError as exc:
             noop.clear(opts.state_dir)
+            _tell(settled)  # what the settle did must show even though the run then stops
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
             _publish_verdicts(g, opts)  # fleet (issue 16)
             raise
@@ -71,6 +73,13 @@ def settle_trials(
     return tuple(m for s in done for m in s.messages)
 
 
+def _tell(lines: tuple[str, ...]) -> None:
+    import sys
+
+    for line in lines:
+        sys.stderr.write(f"bootguard: {line}\n")
+
+
 def _stamp(state_dir: str, repo: str, result: UpgradeResult) -> None:
     try:
         noop.write(state_dir, repo, result.head, result.remote_commit)
@@ -109,6 +118,8 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
         g = git.Git.open(repo)
         data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
         try:
+            # Never commit (and push) on top of a configuration that failed to boot: settle first.
+            _tell(settle_trials(state_dir, g.repo))
             result = commit_changes(g, branch, push=push)
         except BootguardError as exc:
             _log(

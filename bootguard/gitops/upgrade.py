@@ -154,6 +154,12 @@ def _remember_deployed(
     now = _now()
     if trial:
         record = attrs.evolve(previous, failed=None, staged=StagedTrial(commit, remote_commit, now))
+        if record.trial_seq is None:  # trials that end from now on are this repository's to settle
+            from bootguard.gitops.bootverdict import newest_seq
+            from bootguard.seams.statestore import StateStore
+
+            ended = newest_seq(StateStore(opts.state_dir).load().state)
+            record = attrs.evolve(record, trial_seq=ended)
     else:
         record = attrs.evolve(previous, failed=None, deployed=commit, deployed_at=now, staged=None)
         record = record.with_verdict(CommitVerdict(commit, "blessed", opts.mode.value, "switched", now))

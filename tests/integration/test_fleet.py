@@ -210,7 +210,7 @@ def test_bad_commit_stops_at_the_first_host(fleet: Fleet, capsys: pytest.Capture
     assert held["kind"] == "quarantine" and held["host"] == "b" and held["failed_commit"] == c2
     assert held["stage"] == "build" and "BROKEN" in held["cause"]
     assert main(["--state-dir", str(fleet.state("c")), "status"]) in (0, 1, 4, 5)
-    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  held:")]
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  note:     fleet: ")]
     assert f"quarantined: host b failed {c2[:12]} at build" in line and "(checked 20" in line
 
     # A pushes the fix. C (canaries 1) still refuses: c2 lies between C's commit and c3, unlifted.
@@ -288,7 +288,7 @@ def test_rejected_publish_is_retried_and_never_stops_the_upgrade(
     assert fleet.verdicts("b") == []
     assert not (fleet.state("b") / "gitops-upgrade.ok").exists()  # the unit's pre-check will not skip
     assert main(["--state-dir", str(fleet.state("b")), "status"]) in (0, 1, 4, 5)
-    assert "1 not published yet" in capsys.readouterr().out
+    assert "fleet: 1 verdicts not published yet (retried on the next upgrade)" in capsys.readouterr().out
     hook.unlink()
     assert main(fleet.args("b", "--publish-verdicts")) == 0  # nothing new on the branch: a no-op run
     assert [(v["commit"], v["outcome"]) for v in fleet.verdicts("b")] == [(c2, "blessed")]

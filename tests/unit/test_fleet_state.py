@@ -20,11 +20,18 @@ def test_round_trip_and_status(tmp_path: Path) -> None:
     part = fleet_state.status_of(str(tmp_path), "/repo")
     assert part == {"held": held, "pending_verdicts": 2}
     assert fleet_state.status_lines(part) == [
-        "  held:     c2 is quarantined: host b failed c2 (checked t)",
-        "  verdicts: 2 not published yet (retried next upgrade)",
+        "fleet: c2 is quarantined: host b failed c2 (checked t)",
+        "fleet: 2 verdicts not published yet (retried on the next upgrade)",
     ]
+    with_it = fleet_state.with_fleet(str(tmp_path), {"repo": "/repo", "notes": ["other"]})
+    assert with_it["fleet"] == part and with_it["notes"] == ["other", *fleet_state.status_lines(part)]
     fleet_state.save(str(tmp_path), "/repo", RepoFleet())
     assert fleet_state.status_of(str(tmp_path), "/repo") is None
+    assert fleet_state.with_fleet(str(tmp_path), {"repo": "/repo", "notes": []}) == {
+        "repo": "/repo",
+        "notes": [],
+        "fleet": None,
+    }
 
 
 def test_published_keys_are_bounded(tmp_path: Path) -> None:

@@ -71,10 +71,8 @@ def _plain(r: dict[str, object]) -> list[str]:
         if g.get("failed"):
             f = g["failed"]
             lines.append(f"  failed:   {f['commit'][:12]} at {f['stage']}: {f['reason']} (not retried)")
-        if g.get("fleet"):  # fleet (issue 16): a quarantine/canary hold, unpublished verdicts
-            from bootguard.gitops.fleet_state import status_lines
-
-            lines.extend(status_lines(g["fleet"]))
+        for note in g.get("notes") or []:
+            lines.append(f"  note:     {note}")
         for b in g.get("backups") or []:
             lines.append(f"  backup:   {b['ref']} {b['commit'][:12]} {b['subject']}")
             lines.append(f"            restore: {b['restore'][1]}")
