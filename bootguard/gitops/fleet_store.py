@@ -124,7 +124,9 @@ def _blobs(g: git.Git, commits: list[str]) -> dict[str, bytes | str]:
     if not commits:
         return {}
     query = "".join(f"{sha}:{BLOB_NAME}\n" for sha in commits)
-    check = g.run("cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)", input=query)
+    check = g.run(
+        "cat-file", "--buffer", "--batch-check=%(objectname) %(objecttype) %(objectsize)", input=query
+    )
     found: dict[str, bytes | str] = {}
     wanted: dict[str, list[str]] = {}
     for sha, line in zip(commits, check.stdout.splitlines(), strict=False):
@@ -138,7 +140,7 @@ def _blobs(g: git.Git, commits: list[str]) -> dict[str, bytes | str]:
         else:
             wanted.setdefault(parts[0], []).append(sha)
     if wanted:
-        raw = g.run("cat-file", "--batch", input="".join(f"{b}\n" for b in wanted)).stdout
+        raw = g.run("cat-file", "--buffer", "--batch", input="".join(f"{b}\n" for b in wanted)).stdout
         data = raw.encode("utf-8", "surrogateescape")  # proc decodes text; these are the original bytes
         pos = 0
         while pos < len(data):
