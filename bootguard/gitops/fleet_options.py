@@ -42,9 +42,11 @@ def parse_duration(text: str, option: str = "--soak") -> float:
     return total
 
 
-def default_host() -> str:
-    """The host name verdicts are published under: the first label of the kernel's node name."""
-    return (os.uname().nodename or "localhost").split(".")[0] or "localhost"
+def default_host(nodename: str | None = None) -> str:
+    """The host name verdicts are published under: the first label of the kernel's node name, made
+    a valid host name (an odd hostname must not stop upgrades that do not even use the fleet)."""
+    label = (nodename if nodename is not None else os.uname().nodename).split(".")[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", label)[:63].lstrip("-_") or "localhost"
 
 
 class FleetOptions(Frozen):

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bootguard.errors import UsageError
-from bootguard.gitops.fleet_options import FleetOptions, host_problem, parse_duration
+from bootguard.gitops.fleet_options import FleetOptions, default_host, host_problem, parse_duration
 from bootguard.gitops.fleet_verdict import MAX_BYTES, Verdict, VerdictError, VerdictOutcome, parse
 
 SHA = "ab" * 20
@@ -125,6 +125,13 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(UsageError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("nodename", "host"), [("web-1.example.org", "web-1"), ("", "localhost"), ("wéb 1", "w-b-1"), ("-x", "x")]
+)
+def test_default_host_is_always_valid(nodename: str, host: str) -> None:
+    assert default_host(nodename) == host and host_problem(host) is None
 
 
 def test_fleet_options_from_strings() -> None:
