@@ -21,7 +21,7 @@ from bootguard.gitops import fleet_policy, fleet_state, fleet_store, git
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootguard.gitops.fleet_options import FleetOptions
-    from bootguard.gitops.fleet_verdict import Verdict
+    from bootguard.gitops.fleet_verdict import FleetVerdict
     from bootguard.gitops.values import UpgradeOptions
 
 
@@ -80,7 +80,7 @@ def gate(g: git.Git, opts: UpgradeOptions, *, running: str, new: str, now: float
 
 def _others_verdicts(
     g: git.Git, opts: UpgradeOptions, fo: FleetOptions, wanted: set[str], new: str
-) -> list[Verdict]:
+) -> list[FleetVerdict]:
     """Fetch and read every host's verdicts; keep other hosts' on `wanted` commits (signed, if asked)."""
     try:
         fleet_store.fetch(g, opts.remote)
@@ -112,7 +112,7 @@ def _held(hold: fleet_policy.Hold, now: float) -> dict[str, object]:
     return {**hold.to_dict(), "checked_at": checked}
 
 
-def _signed(g: git.Git, published: list[fleet_store.Published]) -> list[fleet_store.Published]:
+def _signed(g: git.Git, published: list[fleet_store.PublishedVerdict]) -> list[fleet_store.PublishedVerdict]:
     """Only verdicts whose commit `git verify-commit` accepts (allowed signers, like config commits)."""
     out = []
     for p in published:

@@ -65,7 +65,7 @@ def publish_outbox(g: git.Git, opts: UpgradeOptions) -> int:
 
 
 def _key(host: str, cv: CommitVerdict) -> tuple[str, ...]:
-    """Published under this host name (a renamed host publishes its history again, under the new name)."""
+    """Keyed by host name too: a renamed host publishes its history again, under the new name."""
     return (host, cv.commit, cv.outcome, cv.stage, cv.at)
 
 
@@ -79,13 +79,13 @@ def _history(state_dir: str, repo: str) -> tuple[CommitVerdict, ...]:
 def _publish(g: git.Git, remote: str, fo: FleetOptions, pending: list[CommitVerdict]) -> str | None:
     """Append and push; None when the remote has every verdict, else why not."""
     from bootguard.gitops import fleet_store
-    from bootguard.gitops.fleet_verdict import Verdict, VerdictError
+    from bootguard.gitops.fleet_verdict import FleetVerdict, FleetVerdictError
 
-    mine: list[Verdict] = []
+    mine: list[FleetVerdict] = []
     for cv in pending:
         try:
             mine.append(
-                Verdict.local(
+                FleetVerdict.local(
                     host=fo.host,
                     commit=cv.commit,
                     outcome=cv.outcome,
@@ -95,7 +95,7 @@ def _publish(g: git.Git, remote: str, fo: FleetOptions, pending: list[CommitVerd
                     version=__version__,
                 )
             )
-        except VerdictError as exc:
+        except FleetVerdictError as exc:
             _warn(f"not publishing a verdict on {cv.commit[:12]}: {exc}")
     tip = fleet_store.own_tip(g, remote, fo.host)
     local = fleet_store.local_prefix(remote) + fo.host

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 
-from bootguard.gitops.fleet_verdict import Verdict
+from bootguard.gitops.fleet_verdict import FleetVerdict
 from bootguard.model._frozen import Frozen
 
 TYPE_CHECKING = False
@@ -41,7 +41,7 @@ class Hold(Frozen):
     kind: HoldKind
     commit: str  # the remote commit held back
     message: str  # one line naming the commit, the host, the stage and the cause
-    verdict: Verdict | None  # the failure verdict behind a quarantine
+    verdict: FleetVerdict | None  # the failure verdict behind a quarantine
     blessed_by: tuple[str, ...]  # canaries that blessed it so far
 
     def __init__(
@@ -49,7 +49,7 @@ class Hold(Frozen):
         kind: HoldKind,
         commit: str,
         message: str,
-        verdict: Verdict | None = None,
+        verdict: FleetVerdict | None = None,
         blessed_by: tuple[str, ...] = (),
     ) -> None:
         self._init(kind=kind, commit=commit, message=message, verdict=verdict, blessed_by=blessed_by)
@@ -64,9 +64,9 @@ class Hold(Frozen):
         return out
 
 
-def newest_per_host(verdicts: Iterable[Verdict]) -> list[Verdict]:
+def newest_per_host(verdicts: Iterable[FleetVerdict]) -> list[FleetVerdict]:
     """Keep each host's newest verdict per commit; `verdicts` come oldest first."""
-    latest: dict[tuple[str, str], Verdict] = {}
+    latest: dict[tuple[str, str], FleetVerdict] = {}
     for v in verdicts:
         latest.pop((v.host, v.commit), None)
         latest[(v.host, v.commit)] = v
@@ -79,7 +79,7 @@ def quarantine(
     running: str,
     new: str,
     new_commits: Sequence[str],
-    verdicts: Iterable[Verdict],
+    verdicts: Iterable[FleetVerdict],
     is_ancestor: Callable[[str, str], bool],
 ) -> Hold | None:
     """The hold for the first commit in `new_commits` (oldest first) another host failed, unlifted."""
@@ -107,7 +107,7 @@ def canaries(
     *,
     me: str,
     new: str,
-    verdicts: Iterable[Verdict],
+    verdicts: Iterable[FleetVerdict],
     needed: int,
     canary_hosts: Sequence[str],
     soak: float | None,

@@ -1,4 +1,4 @@
-"""Verdict refs on the shared remote: `refs/bootguard/verdicts/<host>`, one commit per verdict.
+"""FleetVerdict refs on the shared remote: `refs/bootguard/verdicts/<host>`, one commit per verdict.
 
 Each host appends only to its own ref, with a plain (never forced) push whose new commit has the
 remote's tip as parent, so two hosts never conflict and no verdict is lost: a rejected push (the
@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from bootguard.errors import GitOpsError
 from bootguard.gitops import git
-from bootguard.gitops.fleet_verdict import BLOB_NAME, MAX_BYTES, Verdict, VerdictError, host_problem, parse
+from bootguard.gitops.fleet_verdict import (
+    BLOB_NAME,
+    MAX_BYTES,
+    FleetVerdict,
+    FleetVerdictError,
+    host_problem,
+    parse,
+)
 from bootguard.model._frozen import Frozen
 
 REMOTE_PREFIX = "refs/bootguard/verdicts/"
@@ -27,27 +34,27 @@ def local_prefix(remote: str) -> str:
     return f"refs/bootguard/fleet/{remote}/"
 
 
-class Published(Frozen):
+class PublishedVerdict(Frozen):
     """A verdict as read from a verdict ref, with the commit that carries it (for signatures)."""
 
     __slots__ = ("sha", "verdict")
 
-    verdict: Verdict
+    verdict: FleetVerdict
     sha: str
 
-    def __init__(self, verdict: Verdict, sha: str) -> None:
+    def __init__(self, verdict: FleetVerdict, sha: str) -> None:
         self._init(verdict=verdict, sha=sha)
 
 
-class Read(Frozen):
+class VerdictsRead(Frozen):
     """Every valid verdict read (oldest first per host) and one warning per ref with ignored data."""
 
     __slots__ = ("verdicts", "warnings")
 
-    verdicts: tuple[Published, ...]
+    verdicts: tuple[PublishedVerdict, ...]
     warnings: tuple[str, ...]
 
-    def __init__(self, verdicts: tuple[Published, ...], warnings: tuple[str, ...]) -> None:
+    def __init__(self, verdicts: tuple[PublishedVerdict, ...], warnings: tuple[str, ...]) -> None:
         self._init(verdicts=verdicts, warnings=warnings)
 
 
@@ -61,25 +68,27 @@ def fetch(g: git.Git, remote: str) -> None:
         )
 
 
-def read(g: git.Git, remote: str, *, hosts: tuple[str, ...] | None = None, per_host: int = PER_HOST) -> Read:
+def read(
+    g: git.Git, remote: str, *, hosts: tuple[str, ...] | None = None, per_host: int = PER_HOST
+) -> VerdictsRead:
     """Parse the fetched verdict refs (all, or only `hosts`); never raises for bad verdict data."""
     warnings: list[str] = []
     chains = _chains(g, remote, hosts, per_host, warnings)
     blobs = _blobs(g, [sha for _, chain in chains for sha in chain])
-    out: list[Published] = []
+    out: list[PublishedVerdict] = []
     for host, chain in chains:
         bad: list[str] = []
         for sha in chain:
             try:
-                out.append(Published(_verdict(host, blobs.get(sha)), sha))
-            except VerdictError as exc:
+                out.append(PublishedVerdict(_verdict(host, blobs.get(sha)), sha))
+            except FleetVerdictError as exc:
                 bad.append(f"{sha[:12]}: {exc}")
         if bad:
             more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
             warnings.append(
                 f"ignored {len(bad)} of {len(chain)} verdicts in {REMOTE_PREFIX}{host}: {bad[0]}{more}"
             )
-    return Read(tuple(out), tuple(warnings))
+    return VerdictsRead(tuple(out), tuple(warnings))
 
 
 def _chains(
@@ -107,15 +116,15 @@ def _chains(
     return chains
 
 
-def _verdict(host: str, blob: bytes | str | None) -> Verdict:
-    """The verdict in `blob`, which must be `host`'s own; VerdictError otherwise."""
+def _verdict(host: str, blob: bytes | str | None) -> FleetVerdict:
+    """The verdict in `blob`, which must be `host`'s own; FleetVerdictError otherwise."""
     if blob is None:
-        raise VerdictError(f"{BLOB_NAME} could not be read")
+        raise FleetVerdictError(f"{BLOB_NAME} could not be read")
     if isinstance(blob, str):
-        raise VerdictError(blob)
+        raise FleetVerdictError(blob)
     verdict = parse(blob)
     if verdict.host != host:
-        raise VerdictError(f"forged: it says host {verdict.host!r}")
+        raise FleetVerdictError(f"forged: it says host {verdict.host!r}")
     return verdict
 
 
@@ -171,7 +180,7 @@ def own_tip(g: git.Git, remote: str, host: str) -> str | None:
     return tip
 
 
-def append(g: git.Git, parent: str | None, verdicts: list[Verdict], *, sign: bool) -> str:
+def append(g: git.Git, parent: str | None, verdicts: list[FleetVerdict], *, sign: bool) -> str:
     """Commit each verdict on top of `parent` (oldest first); the new tip. Nothing is pushed."""
     tip = parent
     for v in verdicts:

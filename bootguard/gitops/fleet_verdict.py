@@ -2,7 +2,7 @@
 
 Verdicts are data written by other machines, so parsing is strict and bounded: a fixed set of
 keys with checked types and sizes, a format name and a version. Anything else is rejected with a
-one-line reason (`VerdictError`), which the reader turns into a warning, never a crash.
+one-line reason (`FleetVerdictError`), which the reader turns into a warning, never a crash.
 
 On the wire (the blob `verdict.json` in a verdict commit), canonical JSON, at most MAX_BYTES:
 
@@ -27,8 +27,8 @@ __all__ = [
     "FORMAT",
     "MAX_BYTES",
     "VERSION",
-    "Verdict",
-    "VerdictError",
+    "FleetVerdict",
+    "FleetVerdictError",
     "VerdictOutcome",
     "host_problem",
     "parse",
@@ -46,7 +46,7 @@ _VERSION_TEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class VerdictError(ValueError):
+class FleetVerdictError(ValueError):
     """A verdict that is malformed, foreign, newer or too big; the message says which, in one line."""
 
 
@@ -55,7 +55,7 @@ class VerdictOutcome(enum.Enum):
     FAILED = "failed"
 
 
-class Verdict(Frozen):
+class FleetVerdict(Frozen):
     """One host's verdict on one commit."""
 
     __slots__ = ("at", "bootguard", "cause", "commit", "host", "outcome", "stage")
@@ -86,9 +86,9 @@ class Verdict(Frozen):
     @classmethod
     def local(
         cls, *, host: str, commit: str, outcome: str, stage: str, cause: str, at: str, version: str
-    ) -> Verdict:
+    ) -> FleetVerdict:
         """This host's own verdict, made to fit the format (a long cause is cut, control characters
-        become spaces); raises VerdictError only for what cannot be made to fit (a bad commit id)."""
+        become spaces); raises FleetVerdictError only for what cannot be made to fit (a bad commit id)."""
         try:
             when = datetime.datetime.fromisoformat(at)
             if when.tzinfo is None:  # a local time without offset: say which offset it was
@@ -149,59 +149,59 @@ def _outcome(text: object) -> VerdictOutcome:
     try:
         return VerdictOutcome(text)
     except ValueError:
-        raise VerdictError(f"outcome {text!r} is not 'blessed' or 'failed'") from None
+        raise FleetVerdictError(f"outcome {text!r} is not 'blessed' or 'failed'") from None
 
 
 def _string(obj: dict[str, object], key: str, limit: int) -> str:
     value = obj[key]
     if not isinstance(value, str):
-        raise VerdictError(f"{key!r} must be a string")
+        raise FleetVerdictError(f"{key!r} must be a string")
     if len(value) > limit:
-        raise VerdictError(f"{key!r} is longer than {limit} characters")
+        raise FleetVerdictError(f"{key!r} is longer than {limit} characters")
     if _CONTROL.search(value):
-        raise VerdictError(f"{key!r} contains control characters")
+        raise FleetVerdictError(f"{key!r} contains control characters")
     return value
 
 
-def parse(data: bytes) -> Verdict:
-    """A verdict from its blob; VerdictError (one line) if it is anything but a valid version-1 verdict."""
+def parse(data: bytes) -> FleetVerdict:
+    """A verdict from its blob; FleetVerdictError (one line) unless it is a valid version-1 verdict."""
     if len(data) > MAX_BYTES:
-        raise VerdictError(f"{len(data)} bytes, more than the {MAX_BYTES} a verdict may have")
+        raise FleetVerdictError(f"{len(data)} bytes, more than the {MAX_BYTES} a verdict may have")
     try:
         obj = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise VerdictError("not JSON") from None
+        raise FleetVerdictError("not JSON") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise VerdictError(f"not a {FORMAT} (foreign data)")
+        raise FleetVerdictError(f"not a {FORMAT} (foreign data)")
     version = obj.get("version")
     if type(version) is not int:
-        raise VerdictError("'version' must be an integer")
+        raise FleetVerdictError("'version' must be an integer")
     if version != VERSION:
-        raise VerdictError(f"version {version} is not supported (this bootguard reads {VERSION})")
+        raise FleetVerdictError(f"version {version} is not supported (this bootguard reads {VERSION})")
     if set(obj) != _KEYS:
         missing, extra = sorted(_KEYS - set(obj)), sorted(set(obj) - _KEYS)
-        raise VerdictError(f"keys wrong (missing {missing}, unknown {extra})")
+        raise FleetVerdictError(f"keys wrong (missing {missing}, unknown {extra})")
     host = _string(obj, "host", 63)
     problem = host_problem(host)
     if problem:
-        raise VerdictError(problem)
+        raise FleetVerdictError(problem)
     commit = _string(obj, "commit", 64)
     if not _COMMIT.fullmatch(commit):
-        raise VerdictError(f"commit {commit[:70]!r} is not a full lowercase hex object id")
+        raise FleetVerdictError(f"commit {commit[:70]!r} is not a full lowercase hex object id")
     stage = _string(obj, "stage", 32)
     if not _STAGE.fullmatch(stage):
-        raise VerdictError(f"stage {stage!r} is not a stage word")
+        raise FleetVerdictError(f"stage {stage!r} is not a stage word")
     at = _string(obj, "at", 40)
     try:
         when = datetime.datetime.fromisoformat(at)
     except ValueError:
-        raise VerdictError(f"'at' {at!r} is not an ISO 8601 time") from None
+        raise FleetVerdictError(f"'at' {at!r} is not an ISO 8601 time") from None
     if when.tzinfo is None:
-        raise VerdictError(f"'at' {at!r} has no UTC offset")
+        raise FleetVerdictError(f"'at' {at!r} has no UTC offset")
     version_text = _string(obj, "bootguard", 64)
     if not _VERSION_TEXT.fullmatch(version_text):
-        raise VerdictError(f"'bootguard' {version_text!r} is not a version")
-    return Verdict(
+        raise FleetVerdictError(f"'bootguard' {version_text!r} is not a version")
+    return FleetVerdict(
         host=host,
         commit=commit,
         outcome=_outcome(obj["outcome"]),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bootguard.gitops.fleet_policy import HoldKind, canaries, quarantine
-from bootguard.gitops.fleet_verdict import Verdict, VerdictOutcome
+from bootguard.gitops.fleet_verdict import FleetVerdict, VerdictOutcome
 
 C1, C2, C3, C4 = ("1" * 40, "2" * 40, "3" * 40, "4" * 40)
 ORDER = [C1, C2, C3, C4]
@@ -19,8 +19,8 @@ def v(
     outcome: str = "failed",
     stage: str = "boot",
     at: str = "2026-12-07T04:00:00+00:00",
-) -> Verdict:
-    return Verdict(
+) -> FleetVerdict:
+    return FleetVerdict(
         host=host,
         commit=commit,
         outcome=VerdictOutcome(outcome),
@@ -31,7 +31,7 @@ def v(
     )
 
 
-def q(new: str, verdicts: list[Verdict], me: str = "c") -> str | None:
+def q(new: str, verdicts: list[FleetVerdict], me: str = "c") -> str | None:
     new_commits = ORDER[1 : ORDER.index(new) + 1]  # running C1
     hold = quarantine(
         me=me, running=C1, new=new, new_commits=new_commits, verdicts=verdicts, is_ancestor=ancestor
@@ -76,7 +76,7 @@ def test_failure_of_the_fix_itself_is_not_lifted_by_its_own_blessing() -> None:
 
 
 def wait(
-    verdicts: list[Verdict],
+    verdicts: list[FleetVerdict],
     *,
     needed: int = 1,
     hosts: tuple[str, ...] = (),

@@ -8,7 +8,7 @@ import pytest
 
 from bootguard.errors import UsageError
 from bootguard.gitops.fleet_options import FleetOptions, default_host, host_problem, parse_duration
-from bootguard.gitops.fleet_verdict import MAX_BYTES, Verdict, VerdictError, VerdictOutcome, parse
+from bootguard.gitops.fleet_verdict import MAX_BYTES, FleetVerdict, FleetVerdictError, VerdictOutcome, parse
 
 SHA = "ab" * 20
 
@@ -79,13 +79,13 @@ def test_valid_verdict_round_trips() -> None:
     ids=lambda val: val if isinstance(val, str) else None,
 )
 def test_bad_verdicts_are_rejected_in_one_line(data: bytes, why: str) -> None:
-    with pytest.raises(VerdictError) as err:
+    with pytest.raises(FleetVerdictError) as err:
         parse(data)
     assert why in str(err.value) and "\n" not in str(err.value)
 
 
 def test_local_verdict_is_made_to_fit() -> None:
-    v = Verdict.local(
+    v = FleetVerdict.local(
         host="b",
         commit=SHA,
         outcome="failed",
@@ -95,12 +95,14 @@ def test_local_verdict_is_made_to_fit() -> None:
         version="0.1.0",
     )
     assert v.stage == "other" and "\n" not in v.cause and len(v.cause) == 1000
-    naive = Verdict.local(
+    naive = FleetVerdict.local(
         host="b", commit=SHA, outcome="blessed", stage="boot", cause="", at="2026-12-07T04:00:00", version="1"
     )
     assert naive.when.utcoffset() is not None
-    with pytest.raises(VerdictError):
-        Verdict.local(host="b", commit="nope", outcome="failed", stage="boot", cause="", at="x", version="1")
+    with pytest.raises(FleetVerdictError):
+        FleetVerdict.local(
+            host="b", commit="nope", outcome="failed", stage="boot", cause="", at="x", version="1"
+        )
 
 
 @pytest.mark.parametrize("name", ["web-1", "a", "db.example", "x_y", "A" * 63])
