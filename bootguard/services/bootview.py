@@ -6,6 +6,8 @@ Every read-only command (`list`, `status`) and every decision of the early-boot 
 
 from __future__ import annotations
 
+import sys
+
 from bootguard.errors import NotFoundError
 from bootguard.model._frozen import Frozen
 from bootguard.model.loader import (
@@ -73,7 +75,11 @@ class HostPaths(Frozen):
         self._init(esp=esp, xbootldr=xbootldr, efivars=efivars, state_dir=state_dir)
 
     def view(self) -> BootView:
-        return BootView.gather(self.esp, self.xbootldr, self.efivars)
+        view = BootView.gather(self.esp, self.xbootldr, self.efivars)
+        conf_problems = (p for p in view.conf.problems if p.startswith(esp_seam.LOADER_CONF))
+        for line in (*view.vars.warnings, *conf_problems):
+            sys.stderr.write(f"bootguard: warning: {line}\n")  # malformed but not needed: tolerated
+        return view
 
 
 class BootView(Frozen):
