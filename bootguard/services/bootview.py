@@ -75,11 +75,7 @@ class HostPaths(Frozen):
         self._init(esp=esp, xbootldr=xbootldr, efivars=efivars, state_dir=state_dir)
 
     def view(self) -> BootView:
-        view = BootView.gather(self.esp, self.xbootldr, self.efivars)
-        conf_problems = (p for p in view.conf.problems if p.startswith(esp_seam.LOADER_CONF))
-        for line in (*view.vars.warnings, *conf_problems):
-            sys.stderr.write(f"bootguard: warning: {line}\n")  # malformed but not needed: tolerated
-        return view
+        return BootView.gather(self.esp, self.xbootldr, self.efivars)
 
 
 class BootView(Frozen):
@@ -137,6 +133,9 @@ class BootView(Frozen):
             booted=_booted(found, loader_vars, id_scheme),
             _memo={},
         )
+        conf_problems = (p for p in view.conf.problems if p.startswith(esp_seam.LOADER_CONF))
+        for line in (*loader_vars.warnings, *conf_problems):
+            sys.stderr.write(f"bootguard: warning: {line}\n")  # malformed but not needed: tolerated
         return view
 
     @property
