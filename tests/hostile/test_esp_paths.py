@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bootguard.errors import ParseError
-from bootguard.model.counter import normalized_boot_count_path
 from tests.hostile.conftest import clear_error, trial_host
 
 if TYPE_CHECKING:
@@ -54,6 +53,8 @@ def test_count_path_with_dotdot_renames_nothing_outside(host: HostTree, verb: st
     st.sampled_from(["\\", "/"]),
 )
 def test_count_path_rule_matches_bless_boot(parts: list[str], sep: str) -> None:
+    from bootguard.model.counter import normalized_boot_count_path
+
     path = sep + sep.join(parts)
     tilted = path.replace("\\", "/")
     names = tilted.split("/")[1:]
@@ -129,7 +130,7 @@ def test_golden_dir_symlinked_out_of_the_esp_is_refused(host: HostTree) -> None:
     assert os.listdir(outside) == []
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.text(st.characters(codec="utf-8", exclude_characters="/\0"), min_size=1, max_size=40))
 def test_trial_copy_paths_stay_inside(tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
     """Any entry file name: list/pin/trial either work or refuse clearly; nothing lands outside."""
@@ -141,8 +142,46 @@ def test_trial_copy_paths_stay_inside(tmp_path_factory: pytest.TempPathFactory, 
         host.add_entry(fname, "title X\nlinux /vmlinuz\n")
     except OSError:
         return  # the file system refuses the name itself
-    for args in (("list",), ("trial", fname)):
+    for args in (("list",), ("trial", "--", fname)):
         code, _, err = host.cli(*args)
         assert "Traceback" not in err
         assert code == 0 or "bootguard: error:" in err
     assert sorted(os.listdir(host.root)) == ["efivars", "esp", "state"]
+
+
+_KEYS = st.sampled_from(
+    ["title", "linux", "initrd", "efi", "options", "sort-key", "version", "devicetree", "#"]
+)
+_VALUES = st.one_of(
+    st.sampled_from(
+        ["/vmlinuz", "/initrd.img", "/../outside/file", "/loader/../../outside/file", "", "/", "/EFI"]
+    ),
+    st.text(st.characters(codec="utf-8", exclude_characters="\n\0"), max_size=30),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.tuples(_KEYS, _VALUES), max_size=8), raw=st.binary(max_size=40))
+def test_any_entry_contents_pin_and_trial_stay_inside(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[tuple[str, str]], raw: bytes
+) -> None:
+    """Random entry text (and raw bytes): pin-golden and trial work or refuse clearly; nothing escapes."""
+    from tests.hosttree import HostTree
+
+    host = HostTree(tmp_path_factory.mktemp("h"))
+    outside = _outside(host)
+    (outside / "file").write_bytes(b"secret")
+    text = "\n".join(f"{k} {v}" for k, v in lines).encode() + b"\n" + raw
+    (host.esp / "loader/entries/g.conf").write_bytes(text)
+    host.add_entry("b.conf", version="2")
+    host.booted("g.conf")
+    host.set_var("LoaderEntryDefault", "g.conf")
+    for args in (("list",), ("pin-golden", "g.conf"), ("trial", "b.conf"), ("status",)):
+        code, _, err = host.cli(*args)
+        assert "Traceback" not in err
+        assert code == 0 or "bootguard: error:" in err, (args, err)
+    assert sorted(os.listdir(outside)) == ["file"]
+    assert set(os.listdir(host.root)) <= {"efivars", "esp", "outside", "state"}
+    golden = host.esp / "EFI/bootguard/golden"
+    for p in golden.iterdir() if golden.exists() else ():
+        assert p.read_bytes() != b"secret"

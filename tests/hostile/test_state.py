@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bootguard.model.events import Event, EventKind
 from bootguard.seams import statestore
@@ -12,10 +17,6 @@ from bootguard.seams.statestore import StateStore
 from tests.hostile.conftest import clear_error, trial_host
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    import pytest
-
     from tests.hosttree import HostTree
 
 
@@ -79,3 +80,52 @@ def test_state_reset_refuses_a_valid_state(host: HostTree) -> None:
     trial_host(host)
     clear_error(host.cli("state", "reset"))
     assert host.cli("state", "reset", "--force")[0] == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.builds(lambda i: Event.new(EventKind.VALIDATION, f"e{i}").to_json(), st.integers(0, 999)),
+            st.text(max_size=40),
+            st.just("x" * 70000),
+        ),
+        max_size=30,
+    ),
+    torn=st.binary(max_size=20),
+    limit=st.integers(0, 12),
+)
+def test_tail_read_equals_the_end_of_a_full_read(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], torn: bytes, limit: int
+) -> None:
+    d = tmp_path_factory.mktemp("s")
+    os.chmod(d, 0o700)
+    data = "".join(line.replace("\n", " ") + "\n" for line in lines).encode("utf-8", "surrogatepass") + torn
+    (d / "events.jsonl").write_bytes(data)
+    os.chmod(d / "events.jsonl", 0o600)
+    store = StateStore(d)
+    full = [e.message for e in store.read_events().events]
+    tail = [e.message for e in store.read_events(limit=limit).events]
+    assert tail == (full[-limit:] if limit else [])
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=st.binary(max_size=200), b=st.binary(max_size=200))
+def test_any_slot_bytes_load_or_refuse_and_reset_recovers(
+    tmp_path_factory: pytest.TempPathFactory, a: bytes, b: bytes
+) -> None:
+    from bootguard.errors import StateError
+
+    d = tmp_path_factory.mktemp("s")
+    os.chmod(d, 0o700)
+    for name, data in zip(statestore.SLOTS, (a, b), strict=True):
+        (d / name).write_bytes(data)
+        os.chmod(d / name, 0o600)
+    store = StateStore(d)
+    try:
+        store.load()
+    except StateError:
+        moved = store.reset()
+        assert len(moved) == 2
+        assert store.load().slot is None
+        assert sorted(Path(m).read_bytes() for m in moved) == sorted([a, b])
