@@ -145,3 +145,27 @@ def test_umask_000_gives_no_world_writable_files(host: HostTree) -> None:
         if not written:
             continue  # the test's own files, written under umask 000
         assert not p.stat().st_mode & 0o002, (p, oct(p.stat().st_mode))
+
+
+def test_unreadable_entry_is_listed_with_a_problem_and_not_staged(
+    host: HostTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root reads every file, so EACCES is injected at the seam's one read function."""
+    from bootguard.seams import esp
+
+    real = esp._read_limited
+
+    def read(path: str) -> tuple[bytes, bool]:
+        if path.endswith("locked.conf"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(esp, "_read_limited", read)
+    trial_host(host)
+    host.add_entry("locked.conf", version="3")
+    code, out, err = host.cli("list")
+    assert code == 0 and "Traceback" not in err, err
+    assert "cannot read it: Permission denied" in out
+    err = clear_error(host.cli("trial", "locked.conf"))
+    assert "locked.conf" in err
+    assert host.cli("status")[0] == 0
