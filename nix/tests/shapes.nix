@@ -158,6 +158,7 @@ let
     type = "derivation";
     inherit name;
     outPath = "${store}/00000000000000000000000000000000-${name}";
+    meta.mainProgram = name;
   } // extra;
   pkgs = {
     bootguard = drv "bootguard" {
@@ -172,7 +173,8 @@ let
     };
     runCommand = name: _: _: drv name { };
     writeShellApplication = a: drv a.name { meta.mainProgram = a.name; };
-    callPackage = _: _: drv "bootguard-initrd-python" { };
+    # ./package.nix is bootguard itself; the other callPackage is initrd-python.nix.
+    callPackage = f: _: if baseNameOf (toString f) == "package.nix" then pkgs.bootguard else drv "bootguard-initrd-python" { };
     iputils = drv "iputils" { };
     jq = drv "jq" { };
     gawk = drv "gawk" { };
@@ -235,6 +237,7 @@ let
         if result.options.systemd ? settings then c.systemd.settings.Manager else pick [ "runtimeTime" "device" ] c.systemd.watchdog;
 
       metaDoc = toString c.meta.doc;
+      packageDefault = result.options.services.bootguard.package.defaultText.text or null;
       maintainers = c.meta.maintainers;
       ruleFiles = map toString c.services.prometheus.ruleFiles;
       nodeExporter = c.services.prometheus.exporters.node;

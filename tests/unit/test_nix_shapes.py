@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,27 +68,64 @@ def _user(case: dict[str, Any]) -> str:
     )
 
 
-def _nix(argv: list[str], expr: str) -> object:
-    done = subprocess.run(
+def _nix(argv: list[str], expr: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [*argv, "--eval", "--strict", "--json", "--readonly-mode", "-E", expr],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout)
+
+
+def _case_expr(release: str, loader: str, user: str) -> str:
+    return f's.evaluate {{ release = "{release}"; loader = "{loader}"; user = ({user}); }}'
+
+
+class EvalFailed(AssertionError):
+    """One configuration did not evaluate (its Nix error is the message)."""
 
 
 def evaluate(argv: list[str], cases: dict[str, tuple[str, str, str]]) -> dict[str, Any]:
-    """name → evaluation of (release, loader, user module expression), in one nix-instantiate run."""
+    """name → evaluation of (release, loader, user module expression), in one nix-instantiate run.
+
+    Each case is forced inside `builtins.tryEval`, so one that throws (a removed option read, an
+    option without value) fails only the tests that use it: its entry is then an EvalFailed with
+    Nix's own message (the case evaluated again on its own), raised when a test reads it."""
     body = " ".join(
-        f'"{name}" = s.evaluate {{ release = "{r}"; loader = "{lo}"; user = ({user}); }};'
-        for name, (r, lo, user) in cases.items()
+        f'"{name}" = let r = builtins.tryEval (let v = {_case_expr(*case)}; in builtins.deepSeq v v); '
+        f"in if r.success then r.value else null;"
+        for name, case in cases.items()
     )
-    out = _nix(argv, f"let s = import {SHAPES} {{ }}; in {{ {body} }}")
-    assert isinstance(out, dict)
-    return out
+    prelude = f"let s = import {SHAPES} {{ }}; in "
+    done = _nix(argv, f"{prelude}{{ {body} }}")
+    assert done.returncode == 0, done.stderr[-4000:]
+    out: dict[str, Any] = json.loads(done.stdout)
+    for name, value in out.items():
+        if value is None:
+            alone = _nix(argv, prelude + _case_expr(*cases[name]))
+            out[name] = Results.failed(f"{name}: {alone.stderr.strip()[-3000:]}")
+    return Results(out)
+
+
+class Results(dict[str, Any]):
+    """Evaluations by case name; reading a case that failed raises its error."""
+
+    @staticmethod
+    def failed(message: str) -> EvalFailed:
+        return EvalFailed(message)
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, EvalFailed):
+            raise value
+        return value
+
+    def values(self) -> Any:
+        return [self[k] for k in self]
+
+    def items(self) -> Any:
+        return [(k, self[k]) for k in self]
 
 
 def _matrix_cases() -> dict[str, tuple[str, str, str]]:
@@ -111,13 +149,14 @@ def special() -> dict[str, Any]:
         "removed-2511": (
             "25.11",
             "systemd-boot",
-            '{ services.bootguard.enable = true; boot.initrd.systemd.settings.Manager.RuntimeWatchdogSec'
+            "{ services.bootguard.enable = true; boot.initrd.systemd.settings.Manager.RuntimeWatchdogSec"
             ' = "10s"; }',
         ),
+        "plain-2511": ("25.11", "systemd-boot", "{ services.bootguard.enable = true; }"),
         "old-2505": (
             "25.05",
             "systemd-boot",
-            '{ services.bootguard.enable = true; boot.initrd.systemd.extraConfig'
+            "{ services.bootguard.enable = true; boot.initrd.systemd.extraConfig"
             ' = "RuntimeWatchdogSec=10s"; }',
         ),
         "renamed-2511": (
@@ -140,7 +179,7 @@ def special() -> dict[str, Any]:
             "25.11",
             "grub",
             '{ lib, ... }: { services.bootguard.enable = true; fileSystems."/boot".neededForBoot'
-            ' = lib.mkForce false; }',
+            " = lib.mkForce false; }",
         ),
         "grub-staging": ("25.11", "grub", "{ services.bootguard = { enable = true; stageTrials = true; }; }"),
         "monitoring": (
@@ -257,6 +296,7 @@ def test_user_settings_beat_presets_and_the_old_autopush_name_still_works(
 def test_initrd_watchdog_owner_is_read_from_the_release_option(special: dict[str, Any]) -> None:
     """25.11 removed boot.initrd.systemd.extraConfig (reading it throws): the module reads
     settings.Manager there, extraConfig on 25.05, and refuses RuntimeWatchdogSec in either."""
+    assert special["plain-2511"]["failedAssertions"] == []
     for name in ("removed-2511", "old-2505"):
         assert any(
             "systemd in the initrd must not open it" in m for m in special[name]["failedAssertions"]
@@ -303,7 +343,7 @@ def test_meta_and_package_option(matrix: dict[str, Any]) -> None:
     result = next(iter(matrix.values()))
     assert Path(str(result["metaDoc"])) == REPO / "docs" / "nixos.md"
     assert result["maintainers"] and all("name" in m for m in result["maintainers"])
-    assert result["packages"] == [STORE_BOOTGUARD]
+    assert result["packages"] == [STORE_BOOTGUARD] and result["packageDefault"] == "pkgs.bootguard"
     assert _exec(result["services"], "bootguard-validate")[0] == f"{STORE_BOOTGUARD}/bin/bootguard"
 
 
@@ -452,9 +492,10 @@ def render(result: dict[str, Any], root: Path) -> list[str]:
     shutil.copytree(HOST_UNITS, root / "usr" / "lib" / "systemd" / "system", symlinks=True)
     (root / "lib").symlink_to("usr/lib")
     shipped = set()
-    if STORE_BOOTGUARD in result["packages"]:
+    # Every package in systemd.packages is bootguard here; nix/package.nix installs systemd/'s units.
+    for package in result["packages"]:
         for unit in sorted(UNITS.glob("*.service")) + sorted(UNITS.glob("*.timer")):
-            text = unit.read_text("utf-8").replace("/usr/bin/bootguard", f"{STORE_BOOTGUARD}/bin/bootguard")
+            text = unit.read_text("utf-8").replace("/usr/bin/bootguard", f"{package}/bin/bootguard")
             (system / unit.name).write_text(text)
             shipped.add(unit.name)
     services: dict[str, Any] = result["services"]
@@ -509,23 +550,31 @@ def effective(system: Path, name: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[str]]]:
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Path, list[str]]]:
+    """case name → (root, bootguard unit names), each case rendered when a test first asks for it."""
     results = evaluate(debian_nix(), _matrix_cases())
-    out = {}
-    for name, result in results.items():
-        root = tmp_path_factory.mktemp(name)
-        out[name] = (root, render(result, root))
-    return out
+    done: dict[str, tuple[Path, list[str]]] = {}
+
+    def get(name: str) -> tuple[Path, list[str]]:
+        if name not in done:
+            result = results[name]
+            # NixOS refuses to build a system whose assertions fail: nothing to render then.
+            assert result["failedAssertions"] == [], result["failedAssertions"]
+            root = tmp_path_factory.mktemp(name)
+            done[name] = (root, render(result, root))
+        return done[name]
+
+    return get
 
 
 @pytest.mark.parametrize("case", MATRIX, ids=case_id)
 def test_rendered_units_pass_systemd_analyze_verify(
-    case: dict[str, Any], rendered: dict[str, tuple[Path, list[str]]]
+    case: dict[str, Any], rendered: Callable[[str], tuple[Path, list[str]]]
 ) -> None:
     """Every bootguard unit as NixOS would install it passes the real `systemd-analyze verify`, and
     every service runs one command and every timer fires on one schedule (not the packaged one
     plus the module's)."""
-    root, names = rendered[case_id(case)]
+    root, names = rendered(case_id(case))
     system = root / "etc" / "systemd" / "system"
     live = [n for n in names if not (system / n).is_symlink()]
     done = subprocess.run(
