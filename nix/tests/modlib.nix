@@ -465,7 +465,13 @@ let
     inherit (b)
       attrNames attrValues elem filter any all hasAttr head tail length toJSON listToAttrs
       ;
-    escapeShellArg = s: "'" + b.replaceStrings [ "'" ] [ "'\\''" ] (toString s) + "'";
+    # Like nixpkgs: words of safe characters stay bare, anything else is single-quoted.
+    escapeShellArg =
+      s:
+      let
+        str = toString s;
+      in
+      if b.match "[[:alnum:],._+:@%/-]+" str != null then str else "'" + b.replaceStrings [ "'" ] [ "'\\''" ] str + "'";
     escapeShellArgs = l: concatStringsSep " " (map lib.escapeShellArg l);
     maintainers = { };
     fileset = { };

@@ -33,6 +33,8 @@ import pytest
 
 from tests.nixbin import debian_nix, trixie_nix, version
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 SHAPES = REPO / "nix" / "tests" / "shapes.nix"
 UNITS = REPO / "systemd"
@@ -132,6 +134,73 @@ def _matrix_cases() -> dict[str, tuple[str, str, str]]:
     return {case_id(c): (str(c["release"]), str(c["loader"]), _user(c)) for c in MATRIX}
 
 
+# Single-purpose configurations: name → (release, loader, user module).
+SPECIAL: dict[str, tuple[str, str, str]] = {
+    "removed-2511": (
+        "25.11",
+        "systemd-boot",
+        "{ services.bootguard.enable = true; boot.initrd.systemd.settings.Manager.RuntimeWatchdogSec"
+        ' = "10s"; }',
+    ),
+    "plain-2511": ("25.11", "systemd-boot", "{ services.bootguard.enable = true; }"),
+    "old-2505": (
+        "25.05",
+        "systemd-boot",
+        '{ services.bootguard.enable = true; boot.initrd.systemd.extraConfig = "RuntimeWatchdogSec=10s"; }',
+    ),
+    "renamed-2511": (
+        "25.11",
+        "systemd-boot",
+        "{ services.bootguard = { enable = true; watchdog.handOffToSystemd = false; }; "
+        'systemd.watchdog.runtimeTime = "20s"; }',
+    ),
+    "nocount-unstable": (
+        "unstable",
+        "systemd-boot",
+        "{ services.bootguard.enable = true; boot.loader.systemd-boot.bootCounting.enable = true; }",
+    ),
+    "norepo": (
+        "25.11",
+        "systemd-boot",
+        "{ services.bootguard = { enable = true; gitops.enable = true; }; }",
+    ),
+    "grub-unmounted": (
+        "25.11",
+        "grub",
+        '{ lib, ... }: { services.bootguard.enable = true; fileSystems."/boot".neededForBoot'
+        " = lib.mkForce false; }",
+    ),
+    "grub-staging": ("25.11", "grub", "{ services.bootguard = { enable = true; stageTrials = true; }; }"),
+    "monitoring": (
+        "25.11",
+        "systemd-boot",
+        '{ services.bootguard = { enable = true; gitops = { enable = true; repo = "/r"; }; '
+        "monitoring = { enable = true; prometheusRules = true; grafanaDashboard = true; }; }; "
+        "services.prometheus.exporters.node.enable = true; }",
+    ),
+    "monitoring-dir": (
+        "25.05",
+        "systemd-boot",
+        "{ services.bootguard = { enable = true; monitoring = { enable = true; nodeExporter = false; "
+        'textfileDirectory = "/srv/textfiles"; }; }; services.prometheus.exporters.node = { '
+        'enable = true; extraFlags = [ "--collector.textfile.directory=/srv/textfiles" ]; }; }',
+    ),
+    "fleet": (
+        "unstable",
+        "systemd-boot",
+        '{ services.bootguard = { enable = true; gitops = { enable = true; repo = "/r"; fleet = { '
+        'publishVerdicts = true; canaries = 2; canaryHosts = [ "a" "b" ]; soak = "2h"; '
+        'ignoreQuarantine = true; host = "web1"; }; }; }; }',
+    ),
+    "overridden": (
+        "25.11",
+        "systemd-boot",
+        '{ services.bootguard = { enable = true; role = "workstation"; gitops = { enable = true; '
+        'repo = "/r"; autoPush = false; commit.dates = "hourly"; }; }; }',
+    ),
+}
+
+
 @pytest.fixture(scope="module", params=["debian", "trixie"])
 def nix_argv(request: pytest.FixtureRequest) -> list[str]:
     return debian_nix() if request.param == "debian" else trixie_nix()
@@ -145,72 +214,7 @@ def matrix(nix_argv: list[str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def special() -> dict[str, Any]:
     """Single-purpose configurations (Debian's Nix: the matrix runs on both)."""
-    cases = {
-        "removed-2511": (
-            "25.11",
-            "systemd-boot",
-            "{ services.bootguard.enable = true; boot.initrd.systemd.settings.Manager.RuntimeWatchdogSec"
-            ' = "10s"; }',
-        ),
-        "plain-2511": ("25.11", "systemd-boot", "{ services.bootguard.enable = true; }"),
-        "old-2505": (
-            "25.05",
-            "systemd-boot",
-            "{ services.bootguard.enable = true; boot.initrd.systemd.extraConfig"
-            ' = "RuntimeWatchdogSec=10s"; }',
-        ),
-        "renamed-2511": (
-            "25.11",
-            "systemd-boot",
-            "{ services.bootguard = { enable = true; watchdog.handOffToSystemd = false; }; "
-            'systemd.watchdog.runtimeTime = "20s"; }',
-        ),
-        "nocount-unstable": (
-            "unstable",
-            "systemd-boot",
-            "{ services.bootguard.enable = true; boot.loader.systemd-boot.bootCounting.enable = true; }",
-        ),
-        "norepo": (
-            "25.11",
-            "systemd-boot",
-            "{ services.bootguard = { enable = true; gitops.enable = true; }; }",
-        ),
-        "grub-unmounted": (
-            "25.11",
-            "grub",
-            '{ lib, ... }: { services.bootguard.enable = true; fileSystems."/boot".neededForBoot'
-            " = lib.mkForce false; }",
-        ),
-        "grub-staging": ("25.11", "grub", "{ services.bootguard = { enable = true; stageTrials = true; }; }"),
-        "monitoring": (
-            "25.11",
-            "systemd-boot",
-            '{ services.bootguard = { enable = true; gitops = { enable = true; repo = "/r"; }; '
-            "monitoring = { enable = true; prometheusRules = true; grafanaDashboard = true; }; }; "
-            "services.prometheus.exporters.node.enable = true; }",
-        ),
-        "monitoring-dir": (
-            "25.05",
-            "systemd-boot",
-            "{ services.bootguard = { enable = true; monitoring = { enable = true; nodeExporter = false; "
-            'textfileDirectory = "/srv/textfiles"; }; }; services.prometheus.exporters.node = { '
-            'enable = true; extraFlags = [ "--collector.textfile.directory=/srv/textfiles" ]; }; }',
-        ),
-        "fleet": (
-            "unstable",
-            "systemd-boot",
-            '{ services.bootguard = { enable = true; gitops = { enable = true; repo = "/r"; fleet = { '
-            'publishVerdicts = true; canaries = 2; canaryHosts = [ "a" "b" ]; soak = "2h"; '
-            'ignoreQuarantine = true; host = "web1"; }; }; }; }',
-        ),
-        "overridden": (
-            "25.11",
-            "systemd-boot",
-            '{ services.bootguard = { enable = true; role = "workstation"; gitops = { enable = true; '
-            'repo = "/r"; autoPush = false; commit.dates = "hourly"; }; }; }',
-        ),
-    }
-    return evaluate(debian_nix(), cases)
+    return evaluate(debian_nix(), SPECIAL)
 
 
 def _argv(exec_line: str) -> list[str]:
