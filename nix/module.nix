@@ -718,6 +718,11 @@ in
             message = "services.bootguard on GRUB: the initrd step reads ${cfg.grub.envFile}; set fileSystems.\"/boot\".neededForBoot = true so that the initrd mounts it.";
           }
           {
+            # The files come from this checkout's monitoring/ (docs/monitoring.md).
+            assertion = (!mon.prometheusRules || builtins.pathExists rulesFile) && (!mon.grafanaDashboard || builtins.pathExists dashboardFile);
+            message = "services.bootguard.monitoring: monitoring/prometheus/bootguard.rules.yml or monitoring/grafana/bootguard-fleet.json is missing from this bootguard source; update it or turn prometheusRules/grafanaDashboard off.";
+          }
+          {
             assertion = !g.enable || g.repo != null;
             message = "services.bootguard.gitops.enable needs services.bootguard.gitops.repo (the configuration repository on this host, e.g. \"/etc/nixos\").";
           }
@@ -923,6 +928,9 @@ in
           serviceConfig = {
             Type = "oneshot";
             ExecStart = reset (bg upgradeArgs);
+            # The packaged unit reads /etc/bootguard/gitops.env (plain systemd hosts); here the
+            # module's options are the configuration, so that file would only contradict them.
+            EnvironmentFile = [ "" ];
             # 7 = update not applied or rolled back, 8 = git conflict stopped: both are failures the
             # unit must show, so no SuccessExitStatus here.
           };
@@ -951,6 +959,7 @@ in
           serviceConfig = {
             Type = "oneshot";
             ExecStart = reset (bg commitArgs);
+            EnvironmentFile = [ "" ];
           };
         };
         systemd.timers.bootguard-commit = {

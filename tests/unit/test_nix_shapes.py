@@ -425,13 +425,15 @@ def _unit_config(unit: dict[str, Any]) -> dict[str, Any]:
     return {**derived, **unit["unitConfig"]}
 
 
-def _service_text(unit: dict[str, Any]) -> str:
+def _service_text(unit: dict[str, Any], stage2: bool = True) -> str:
     env = dict(unit["environment"])
-    path = [str(p) for p in unit["path"]] + [
+    # stage2ServiceConfig appends a default PATH (mkAfter); stage 1 (the initrd) has none.
+    path = [str(p) for p in unit["path"]] + stage2 * [
         f"/nix/store/00000000000000000000000000000000-{p}"
         for p in ("coreutils", "findutils", "gnugrep", "gnused", "systemd")
     ]
-    env["PATH"] = ":".join(f"{p}/bin" for p in path) + ":" + ":".join(f"{p}/sbin" for p in path)
+    if path:  # serviceConfig: environment.PATH = mkIf (config.path != [ ]) …
+        env["PATH"] = ":".join(f"{p}/bin" for p in path) + ":" + ":".join(f"{p}/sbin" for p in path)
     lines = "".join(
         f"Environment={json.dumps(f'{k}={v}')}\n" for k, v in sorted(env.items()) if v is not None
     )
@@ -523,6 +525,12 @@ def render(result: dict[str, Any], root: Path) -> list[str]:
             for target in unit["wantedBy"]:
                 (system / f"{target}.wants").mkdir(exist_ok=True)
                 (system / f"{target}.wants" / file).symlink_to(f"../{file}")
+    # The initrd's unit, as the initrd's own /etc/systemd/system would hold it (module-only).
+    for name, unit in result["initrdServices"].items():
+        (system / f"{name}.service").write_text(_service_text(unit, stage2=False))
+    # The two paths outside the store every NixOS system has (environment.binsh, .usrbinenv).
+    for path in ("bin/sh", "usr/bin/env"):
+        _stub(root / path)
     names = sorted(
         p.name for p in system.iterdir() if p.name.startswith("bootguard") and not p.name.endswith(".d")
     )
@@ -535,10 +543,13 @@ def _stub_store_paths(root: Path, names: list[str]) -> None:
     for name in names:
         for file in [system / name, *sorted((system / f"{name}.d").glob("*.conf"))]:
             for path in re.findall(r'^Exec\w*=[-@:+!]*"?(/nix/store/[^" ]+)', file.read_text("utf-8"), re.M):
-                stub = root / path.lstrip("/")
-                stub.parent.mkdir(parents=True, exist_ok=True)
-                stub.write_text("#!/bin/sh\nexit 0\n")
-                stub.chmod(0o755)
+                _stub(root / path.lstrip("/"))
+
+
+def _stub(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(0o755)
 
 
 def effective(system: Path, name: str) -> dict[str, list[str]]:
@@ -594,6 +605,9 @@ def test_rendered_units_pass_systemd_analyze_verify(
         settings = effective(system, name)
         if name.endswith(".service"):
             assert len(settings.get("ExecStart", [])) == 1, (name, settings.get("ExecStart"))
+        if name in ("bootguard-upgrade.service", "bootguard-commit.service") and case["gitops"]:
+            # The module's options are the configuration: the packaged env file is dropped.
+            assert settings["EnvironmentFile"] == [], (name, settings["EnvironmentFile"])
         if name in ("bootguard-upgrade.timer", "bootguard-commit.timer") and case["gitops"]:
             assert len(settings["OnCalendar"]) == 1, (name, settings["OnCalendar"])
         if name == "bootguard-boot-deadline.timer":
