@@ -24,7 +24,7 @@ from bootguard.model.counter import CountedName
 from bootguard.model.entry import EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
-from bootguard.model.state import Trial
+from bootguard.model.state import BLESSED, FAILED, Trial
 from bootguard.seams import esp as esp_seam
 from bootguard.seams import fs
 
@@ -216,7 +216,15 @@ def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> Non
         )
 
 
-def start_trial(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
+def start_trial(
+    view: BootView,
+    store: StateStore,
+    efi: EfiVars,
+    entry: BootEntry,
+    tries: int,
+    *,
+    commit: str | None = None,
+) -> Trial:
     """Stage `entry` as a trial with `tries` tries; golden takes over when they are used up."""
     state = store.load().state
     check_trial_candidate(view, state, entry)
@@ -235,6 +243,7 @@ def start_trial(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntr
         started_at=time.time(),
         generation=generation_of(entry),
         saved_default=saved,
+        commit=commit,
     )
     store.update(lambda s: s.evolve(trial=trial, halted=None))
     store.append_event(
@@ -244,7 +253,7 @@ def start_trial(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntr
             if state.golden
             else f"{entry.filename} staged",
             entry=entry.filename,
-            data={"tries": tries, "copy": rel},
+            data={"tries": tries, "copy": rel, "commit": commit},
         )
     )
     return trial
@@ -266,7 +275,8 @@ def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | Non
         return None
     _, left = remove_copies_if_writable(view, TRIAL_STEM)
     restore_default(view, efi, trial)
-    store.update(lambda s: s.evolve(trial=None))
+    now = time.time()
+    store.update(lambda s: s.with_trial_end(BLESSED, None, now))
     store.append_event(
         Event.new(
             EventKind.TRIAL_FINISHED,
@@ -284,8 +294,11 @@ def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial
     if trial is None:
         return None
     removed, left = remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
+    now = time.time()
     store.update(
-        lambda s: s.with_trial(None).with_extra(FAILED_KEY, sorted({*failed_trials(s), trial.filename}))
+        lambda s: s.with_trial_end(FAILED, cause, now).with_extra(
+            FAILED_KEY, sorted({*failed_trials(s), trial.filename})
+        )
     )
     store.append_event(
         Event.new(

@@ -100,13 +100,20 @@ def pin(
     *,
     nix_root: str = "/",
     clock: float | None = None,
+    commit: str | None = None,
 ) -> Golden:
     """Record `entry` as golden, write its fallback copy and protect it from garbage collection."""
     check_pinnable(entry)
     generation = generation_of(entry)
     now = time.time() if clock is None else clock
+    # A generation blessed as a trial keeps its commit: pinning it later need not name it again.
+    known = store.load().state.running_commit(entry.filename)
     golden = Golden(
-        entry_id=entry.id(view.scheme), filename=entry.filename, generation=generation, pinned_at=now
+        entry_id=entry.id(view.scheme),
+        filename=entry.filename,
+        generation=generation,
+        pinned_at=now,
+        commit=commit or known,
     )
     fallback.install_golden_copy(view, entry)
     gcroot = _gc_root(nix_root, generation) if generation is not None else None
@@ -116,7 +123,7 @@ def pin(
             EventKind.GOLDEN_PINNED,
             f"golden is now {entry.filename}" + (f" (NixOS generation {generation})" if generation else ""),
             entry=entry.filename,
-            data={"generation": generation, "gcroot": gcroot},
+            data={"generation": generation, "gcroot": gcroot, "commit": golden.commit},
         )
     )
     return golden

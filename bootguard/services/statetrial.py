@@ -103,7 +103,15 @@ def make_golden_default(view: BootView, efi: EfiVars, state: State) -> str:
     return golden_id
 
 
-def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
+def start(
+    view: BootView,
+    store: StateStore,
+    efi: EfiVars,
+    entry: BootEntry,
+    tries: int,
+    *,
+    commit: str | None = None,
+) -> Trial:
     """Stage `entry` as a trial whose `tries` tries bootguard counts; golden is the default throughout."""
     state = store.load().state
     fallback.check_trial_entry(state, entry)
@@ -118,6 +126,7 @@ def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tri
         saved_default=_saved_default(efi, state),
         backend=Backend.STATE,
         attempt=1,
+        commit=commit,
     )
     fallback.remove_copies_if_writable(view)  # an earlier loader-counted trial's copy is not this trial
     # The pending marker goes first: a one-shot boot that happens must always find its try recorded.
@@ -130,7 +139,7 @@ def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tri
             f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
             f"(each try is a one-shot boot; {golden.filename} is the default)",
             entry=entry.filename,
-            data={"tries": tries, "backend": Backend.STATE.value},
+            data={"tries": tries, "backend": Backend.STATE.value, "commit": commit},
         )
     )
     return trial

@@ -45,12 +45,14 @@ def _boot_part(view: BootView) -> dict[str, object]:
     }
 
 
-def _state_part(state: State) -> dict[str, object]:
+def _state_part(state: State, booted: str | None) -> dict[str, object]:
     g, t = state.golden, state.trial
+    last = state.finished_trials[-1] if state.finished_trials else None
     return {
+        "running_commit": None if booted is None else state.running_commit(booted),
         "golden": None
         if g is None
-        else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
+        else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation, "commit": g.commit},
         "trial": None
         if t is None
         else {
@@ -61,7 +63,9 @@ def _state_part(state: State) -> dict[str, object]:
             "counted_by": t.backend.value,
             "try": t.attempt if t.backend is Backend.STATE else None,
             "failed_tries": t.failures if t.backend is Backend.STATE else None,
+            "commit": t.commit,
         },
+        "last_trial": None if last is None else last.to_dict(),
         "halted": state.halted,
     }
 
@@ -139,11 +143,14 @@ def report(
     store = StateStore(state_dir)
     try:
         loaded = store.load()
-        out.update(_state_part(loaded.state))
+        booted = out.get("booted") or out.get("booted_id")  # the file may be gone (a blessed trial copy)
+        out.update(_state_part(loaded.state, booted if isinstance(booted, str) else None))
         problems.extend(loaded.warnings)
     except BootguardError as exc:
         problems.append(exc.message)
-        out.update({"golden": None, "trial": None, "halted": None})
+        out.update(
+            {"golden": None, "trial": None, "halted": None, "running_commit": None, "last_trial": None}
+        )
     try:
         log = store.read_events(limit=events)
         out["events"] = [e.to_dict() for e in log.events]
