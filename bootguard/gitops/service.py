@@ -8,7 +8,7 @@ cost of a bare `git fetch` + `git rev-parse` (bench/gitops_noop.py).
 from __future__ import annotations
 
 from bootguard.errors import BootguardError
-from bootguard.gitops import events, git
+from bootguard.gitops import events, git, noop
 from bootguard.gitops.locks import GitopsLock
 from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
 
@@ -23,12 +23,49 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
         try:
+            settled = settle_trials(opts.state_dir, g.repo)
             result = _upgrade(g, opts)
         except BootguardError as exc:
+            noop.clear(opts.state_dir)
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
             raise
+        if settled:
+            result = result.evolve(notes=(*settled, *result.notes))
         _log(opts.state_dir, "upgrade", describe(g.repo, result), {**data, **result.to_dict()})
+        _stamp(opts.state_dir, g.repo, result)
         return result
+
+
+def settle_trials(
+    state_dir: str, repo: str | None = None, *, booted_entry: str | None = None
+) -> tuple[str, ...]:
+    """Turn trials that ended since the last run into their commits' verdicts (gitops/bootverdict.py).
+
+    The caller holds the GitOps lock. Cheap when no state slot changed since the last good run
+    (no import beyond the standard library). Returns one line per fact, for the run's notes.
+    """
+    if not noop.needs_settle(state_dir):
+        return ()
+    from bootguard.gitops import bootverdict
+
+    try:
+        notify = bootverdict.config_notifier(state_dir)
+    except BootguardError as exc:  # a broken checks.toml must not stop the rollback itself
+        import sys
+
+        sys.stderr.write(f"bootguard: warning: no notifications: {exc.message}\n")
+        notify = None
+    done = bootverdict.settle(
+        state_dir, repos=None if repo is None else [repo], booted_entry=booted_entry, notify=notify
+    )
+    return tuple(m for s in done for m in s.messages)
+
+
+def _stamp(state_dir: str, repo: str, result: UpgradeResult) -> None:
+    try:
+        noop.write(state_dir, repo, result.head, result.remote_commit)
+    except OSError:
+        pass  # only costs the next timer run its early exit
 
 
 def _upgrade(g: git.Git, opts: UpgradeOptions) -> UpgradeResult:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime
 
+import attrs
+
 from bootguard.errors import BootguardError, ConflictError, GitOpsError, RolledBack, UsageError
 from bootguard.gitops import backups, git
 from bootguard.gitops.deploy import Stage, StageResult, run_stage
 from bootguard.gitops.integrate import integrate
 from bootguard.gitops.probe import Probe
-from bootguard.gitops.record import FailedCommit, GitopsRecord, RepoRecord
+from bootguard.gitops.record import CommitVerdict, FailedCommit, GitopsRecord, RepoRecord, StagedTrial
 from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
 
 FORCE_PUSH_STAGE = "force-push"
@@ -74,7 +76,8 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
         raise
     saved = list(done.backups) + ([dirty.ref] if dirty else [])
     stages = _deploy(g, opts, running=running, new=new, target=done.head, dirty=dirty)
-    _remember(opts, g.repo, RepoRecord(None, done.head, _now()))
+    staged = any(s.stage is Stage.TRIAL for s in stages)
+    _remember_deployed(opts, g.repo, done.head, new, trial=staged)
     notes = [f"conflicts in {', '.join(done.conflicts)} resolved by {done.how}"] if done.conflicts else []
     problem = _restore_dirty(g, dirty, done.head)
     details = {"stages": [s.to_dict() for s in stages]}
@@ -128,10 +131,28 @@ def _remember(opts: UpgradeOptions, repo: str, record: RepoRecord) -> None:
     full.with_repo(repo, record).save(opts.state_dir)
 
 
-def _remember_failure(opts: UpgradeOptions, repo: str, commit: str, stage: str, reason: str) -> None:
+def _remember_failure(
+    opts: UpgradeOptions, repo: str, commit: str, stage: str, reason: str, *, built: str | None = None
+) -> None:
+    """`commit` (the remote's) is refused until a newer one arrives; the verdict names what was built."""
     previous = GitopsRecord.load(opts.state_dir).get(repo)
-    failed = FailedCommit(commit, stage, reason, _now())
-    _remember(opts, repo, RepoRecord(failed, previous.deployed, previous.deployed_at))
+    now = _now()
+    record = attrs.evolve(previous, failed=FailedCommit(commit, stage, reason, now))
+    _remember(opts, repo, record.with_verdict(CommitVerdict(built or commit, "failed", stage, reason, now)))
+
+
+def _remember_deployed(
+    opts: UpgradeOptions, repo: str, commit: str, remote_commit: str, *, trial: bool
+) -> None:
+    """A switch without a trial is this host's verdict; a staged trial waits for its boot's verdict."""
+    previous = GitopsRecord.load(opts.state_dir).get(repo)
+    now = _now()
+    if trial:
+        record = attrs.evolve(previous, failed=None, staged=StagedTrial(commit, remote_commit, now))
+    else:
+        record = attrs.evolve(previous, failed=None, deployed=commit, deployed_at=now, staged=None)
+        record = record.with_verdict(CommitVerdict(commit, "blessed", opts.mode.value, "switched", now))
+    _remember(opts, repo, record)
 
 
 def _check_rewrite(g: git.Git, opts: UpgradeOptions, tracking: str, old: str | None, new: str) -> str | None:
@@ -216,7 +237,8 @@ def _deploy(
     if trial is not None:
         results.append(trial)
         if not trial.ok:
-            _remember(opts, g.repo, RepoRecord(None, target, _now()))
+            previous = GitopsRecord.load(opts.state_dir).get(g.repo)
+            _remember(opts, g.repo, attrs.evolve(previous, failed=None, deployed=target, deployed_at=_now()))
             raise GitOpsError(
                 f"switched {g.repo} to {target[:12]}, but staging it as a trial failed: {trial.reason}",
                 hint="the new generation is the boot default without boot counting; "
@@ -241,7 +263,7 @@ def _roll_back(
     if failed.stage is Stage.SWITCH:
         again = run_stage(opts, Stage.SWITCH, running)
         note = ", switched back" if again is not None and again.ok else ", and switching back failed too"
-    _remember_failure(opts, g.repo, new, failed.stage.value, failed.reason)
+    _remember_failure(opts, g.repo, new, failed.stage.value, failed.reason, built=target)
     problem = None
     try:
         problem = _restore_dirty(g, dirty, running)
