@@ -163,18 +163,12 @@ def _running(out: Out, src: Sources, state: State, view: BootView | None) -> Non
 
 
 def _running_commit(state: State, name: str | None, on_golden: bool, on_trial: bool) -> str | None:
-    # Contract C1 (Trial.commit, Golden.commit, State.running_commit) may be absent in this checkout.
-    lookup = getattr(state, "running_commit", None)
-    if callable(lookup) and name is not None:
-        try:
-            found = lookup(name)
-        except (ValueError, KeyError):
-            found = None
-        if isinstance(found, str):
-            return found
-    owner = state.golden if on_golden else state.trial if on_trial else None
-    value = getattr(owner, "commit", None) if owner is not None else None
-    return value if isinstance(value, str) else None
+    """Contract C1: the commit each blessed generation, the trial and golden were built from."""
+    if on_golden and state.golden is not None and state.golden.commit:
+        return state.golden.commit
+    if on_trial and state.trial is not None and state.trial.commit:
+        return state.trial.commit
+    return state.running_commit(name) if name is not None else None
 
 
 def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) -> None:
@@ -188,7 +182,7 @@ def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) 
         1 if g is not None else None,
         entry=None if g is None else g.filename,
         generation=None if g is None or g.generation is None else str(g.generation),
-        commit=None if g is None else _str_attr(g, "commit"),
+        commit=None if g is None else g.commit,
     )
     out.gauge("bootguard_golden_pinned", "1 when a golden entry is pinned.", int(g is not None))
     out.gauge(
@@ -203,7 +197,7 @@ def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) 
         1 if t is not None else None,
         entry=None if t is None else t.filename,
         generation=None if t is None or t.generation is None else str(t.generation),
-        commit=None if t is None else _str_attr(t, "commit"),
+        commit=None if t is None else t.commit,
         backend=None if t is None else t.backend.value,
     )
     left: int | None = None
@@ -239,11 +233,6 @@ def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) 
         "1 when the last trial ended with the host back on golden and no trial was staged since.",
         int(tally.last_trial_event == "rolled-back"),
     )
-
-
-def _str_attr(obj: object, name: str) -> str | None:
-    value = getattr(obj, name, None)
-    return value if isinstance(value, str) else None
 
 
 def _counters(out: Out, state: State, tally: _Tally) -> None:

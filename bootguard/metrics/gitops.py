@@ -16,6 +16,7 @@ from bootguard.errors import BootguardError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from bootguard.gitops.record import RepoRecord
     from bootguard.metrics.sources import Sources
     from bootguard.metrics.textfile import Out
     from bootguard.model.events import Event
@@ -80,7 +81,7 @@ def collect(src: Sources, out: Out) -> None:
         _repo(out, path, facts, record.get(path))
 
 
-def _record(state_dir: str) -> dict[str, object]:
+def _record(state_dir: str) -> dict[str, RepoRecord]:
     if not os.path.exists(os.path.join(state_dir, "gitops.json")):
         return {}
     from bootguard.gitops.record import GitopsRecord
@@ -95,6 +96,11 @@ _FAMILIES = (
         "bootguard_gitops_failed_commit_info",
         "gauge",
         "The remote commit that failed here and is not retried (1).",
+    ),
+    (
+        "bootguard_gitops_last_verdict_info",
+        "gauge",
+        "This host's newest verdict on a commit (1): outcome blessed or failed, at which stage.",
     ),
     ("bootguard_gitops_upgrades_total", "counter", "Upgrade runs by outcome (upgraded, up-to-date, failed)."),
     ("bootguard_gitops_last_upgrade_timestamp_seconds", "gauge", "When `bootguard upgrade` last ran."),
@@ -131,18 +137,9 @@ def _declare(out: Out) -> None:
         out.family(name, kind, text)
 
 
-def _repo(out: Out, path: str, f: _Repo, rec: object) -> None:
-    deployed = getattr(rec, "deployed", None)
-    if isinstance(deployed, str):
-        out.sample("bootguard_gitops_deployed_info", 1, repo=path, commit=deployed)
-        when = _epoch(getattr(rec, "deployed_at", None))
-        if when is not None:
-            out.sample("bootguard_gitops_deployed_timestamp_seconds", when, repo=path)
-    failed = getattr(rec, "failed", None)
-    if failed is not None:
-        out.sample(
-            "bootguard_gitops_failed_commit_info", 1, repo=path, commit=failed.commit, stage=failed.stage
-        )
+def _repo(out: Out, path: str, f: _Repo, rec: RepoRecord | None) -> None:
+    if rec is not None:
+        _record_facts(out, path, rec)
     for outcome, n in f.upgrades.items():
         out.sample("bootguard_gitops_upgrades_total", n, repo=path, outcome=outcome)
     for outcome, n in f.commits.items():
@@ -160,6 +157,29 @@ def _repo(out: Out, path: str, f: _Repo, rec: object) -> None:
         _git(out, path, f)
     except (BootguardError, OSError):
         pass  # the repository is gone or unreadable: its git facts are simply absent
+
+
+def _record_facts(out: Out, path: str, rec: RepoRecord) -> None:
+    if rec.deployed is not None:
+        out.sample("bootguard_gitops_deployed_info", 1, repo=path, commit=rec.deployed)
+        when = _epoch(rec.deployed_at)
+        if when is not None:
+            out.sample("bootguard_gitops_deployed_timestamp_seconds", when, repo=path)
+    if rec.failed is not None:
+        failed = rec.failed
+        out.sample(
+            "bootguard_gitops_failed_commit_info", 1, repo=path, commit=failed.commit, stage=failed.stage
+        )
+    if rec.history:  # contract C2: the newest verdict
+        v = rec.history[-1]
+        out.sample(
+            "bootguard_gitops_last_verdict_info",
+            1,
+            repo=path,
+            commit=v.commit,
+            outcome=v.outcome,
+            stage=v.stage,
+        )
 
 
 def _git(out: Out, path: str, f: _Repo) -> None:

@@ -128,7 +128,7 @@ def test_halted_host_with_a_failed_validation_and_queued_notifications(
 ) -> None:
     """Halted, the last validation's per-check results and durations, the booted entry from
     last-validation.json when there is no loader to ask, and the queue with its oldest entry."""
-    golden = Golden("gen-1", "gen-1.conf", 1, 3.0)
+    golden = Golden("gen-1", "gen-1.conf", 1, 3.0, commit="c0ffee")
     put(
         state_dir,
         State.initial().with_golden(golden).with_halted("golden failed"),
@@ -160,7 +160,8 @@ def test_halted_host_with_a_failed_validation_and_queued_notifications(
     assert got['bootguard_check_success{check="sshd",required="true",result="fail"}'] == 0
     assert got['bootguard_check_success{check="we\\"b",required="false",result="pass"}'] == 1
     assert got['bootguard_check_duration_seconds{check="sshd"}'] == 1
-    assert got['bootguard_running_info{entry="gen-1.conf"}'] == 1
+    assert got['bootguard_running_info{entry="gen-1.conf",commit="c0ffee"}'] == 1
+    assert got['bootguard_golden_info{entry="gen-1.conf",generation="1",commit="c0ffee"}'] == 1
     assert got["bootguard_running_golden"] == 1 and got["bootguard_running_generation"] == 1
     assert got["bootguard_notifications_queued"] == 2
     assert got["bootguard_notifications_oldest_queued_timestamp_seconds"] == 700
