@@ -8,6 +8,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi linux-image-amd64 busybox-static
   mtools dosfstools cpio kmod fdisk e2fsprogs git gcc libc6-dev python3 nix-bin shellcheck mmdebstrap
   grub-efi-amd64-bin grub2-common
+  # monitoring tests: promtool, a real Prometheus and node exporter (tests/integration/test_prometheus*.py)
+  prometheus prometheus-node-exporter
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
