@@ -14,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootguard.metrics.sources import Sources
     from bootguard.metrics.textfile import Out
+    from bootguard.model.entry import BootEntry
     from bootguard.model.events import Event
     from bootguard.model.state import State
     from bootguard.services.bootview import BootView
@@ -93,11 +94,12 @@ def collect(src: Sources, out: Out) -> None:
 
     store = StateStore(src.state_dir)
     state = store.load().state
+    events = list(store.read_events().events)
     tally = _Tally()
-    for e in store.read_events().events:
+    for e in events:
         tally.add(e)
     view = _view(src)
-    _running(out, src, state, view)
+    _running(out, state, view.booted if view is not None else None, _booted_name(src, view, events))
     _golden_trial(out, state, view, tally)
     _counters(out, state, tally)
 
@@ -112,7 +114,16 @@ def _view(src: Sources) -> BootView | None:
         return None
 
 
-def _last_validated_entry(src: Sources) -> str | None:
+def _booted_name(src: Sources, view: BootView | None, events: list[Event]) -> str | None:
+    """The booted entry: the loader's word when there is an ESP to ask, else what the early-boot step
+    saw last (its boot event), else the entry the last validation ran on."""
+    if view is not None and view.booted is not None:
+        return view.booted.filename
+    if view is not None and view.vars.entry_selected:
+        return view.vars.entry_selected
+    for e in reversed(events):
+        if e.kind.value in ("boot-attempted", "not-counted") and e.entry:
+            return e.entry
     from bootguard.metrics import validation
 
     doc = validation.read(src.state_dir)
@@ -120,55 +131,43 @@ def _last_validated_entry(src: Sources) -> str | None:
     return entry if isinstance(entry, str) else None
 
 
-def _running(out: Out, src: Sources, state: State, view: BootView | None) -> None:
+def _running(out: Out, state: State, booted: BootEntry | None, name: str | None) -> None:
     from bootguard.model.nixos import generation_of
-    from bootguard.services import fallback
+    from bootguard.model.state import generation_key
 
-    booted = view.booted if view is not None else None
-    name = booted.filename if booted is not None else _last_validated_entry(src)
+    key = state.history_key(name) if name is not None else None
     golden, trial = state.golden, state.trial
-    on_golden = on_trial = False
-    generation: int | None = None
-    if booted is not None:
-        on_golden = fallback.is_golden_copy(booted) or (
-            golden is not None and booted.filename == golden.filename
-        )
-        on_trial = fallback.is_trial_copy(booted)
-        generation = generation_of(booted)
-    elif name is not None:
-        on_golden = golden is not None and name in (golden.filename, "bootguard-golden.conf")
-        on_trial = name.startswith("bootguard-trial")
-    if on_golden and golden is not None:
-        generation = golden.generation if golden.generation is not None else generation
-    if on_trial and trial is not None:
-        generation = trial.generation if trial.generation is not None else generation
-    commit = _running_commit(state, name, on_golden, on_trial)
+    on_golden = key is not None and golden is not None and key == generation_key(golden.filename)
+    on_trial = key is not None and trial is not None and key == generation_key(trial.filename)
+    generation = generation_of(booted) if booted is not None else None
+    if on_golden and golden is not None and golden.generation is not None:
+        generation = golden.generation
+    elif on_trial and trial is not None and trial.generation is not None:
+        generation = trial.generation
+    else:  # a blessed trial's copy is gone once blessed: its end says which generation it was
+        ended = [t for t in state.finished_trials if key is not None and generation_key(t.filename) == key]
+        if ended and ended[-1].generation is not None:
+            generation = ended[-1].generation
+    commit = state.running_commit(name) if name is not None else None
     out.gauge(
         "bootguard_running_info",
-        "The booted entry (1); `commit` when bootguard knows which configuration commit it was built from.",
-        1 if name is not None else None,
-        entry=name,
+        "The booted generation's entry file (1); `commit`: the configuration commit it was built from.",
+        1 if key is not None else None,
+        entry=key,
         commit=commit,
     )
     out.gauge("bootguard_running_generation", "Generation number of the booted entry (NixOS).", generation)
-    known = name is not None
+    known = key is not None
     out.gauge(
         "bootguard_running_golden",
         "1 when the booted entry is the golden one.",
         int(on_golden) if known else None,
     )
     out.gauge(
-        "bootguard_running_trial", "1 when the booted entry is the trial.", int(on_trial) if known else None
+        "bootguard_running_trial",
+        "1 when the booted entry is the running trial.",
+        int(on_trial) if known else None,
     )
-
-
-def _running_commit(state: State, name: str | None, on_golden: bool, on_trial: bool) -> str | None:
-    """Contract C1: the commit each blessed generation, the trial and golden were built from."""
-    if on_golden and state.golden is not None and state.golden.commit:
-        return state.golden.commit
-    if on_trial and state.trial is not None and state.trial.commit:
-        return state.trial.commit
-    return state.running_commit(name) if name is not None else None
 
 
 def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) -> None:
