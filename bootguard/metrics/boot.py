@@ -61,6 +61,7 @@ class _Tally:
         self.last: dict[str, float] = {}
         self.last_trial_event: str | None = None
         self.failed_since_trial = 0
+        self.tries_left_seen: int | None = None  # the loader's count at the last counted boot of the trial
         self.deadline_boots: set[str] = set()
 
     def add(self, e: Event) -> None:
@@ -68,6 +69,13 @@ class _Tally:
         self.last[kind] = max(self.last.get(kind, 0.0), e.time)
         if kind == "boot-attempted":
             self.boots["true" if e.data.get("counted") else "false"] += 1
+            left = e.data.get("tries_left")
+            if (
+                e.data.get("counted")
+                and isinstance(left, int)
+                and (e.entry or "").startswith("bootguard-trial")
+            ):
+                self.tries_left_seen = left
         elif kind == "not-counted":
             self.boots["false"] += 1
         elif kind == "validation" and e.cause == "boot-deadline" and e.boot_id:
@@ -87,6 +95,7 @@ class _Tally:
         if kind in _TRIAL_EVENTS:
             self.last_trial_event = kind
             self.failed_since_trial = 0
+            self.tries_left_seen = None
 
 
 def collect(src: Sources, out: Out) -> None:
@@ -206,6 +215,8 @@ def _golden_trial(out: Out, state: State, view: BootView | None, tally: _Tally) 
             left = copy.tries_left
         elif t.backend is Backend.STATE:
             left = max(0, t.tries - t.failures)
+        elif tally.tries_left_seen is not None:  # no ESP to ask: what the early-boot step saw
+            left = tally.tries_left_seen
         else:
             left = max(0, t.tries - tally.failed_since_trial)
     out.gauge("bootguard_trial_tries", "Tries the running trial was given.", None if t is None else t.tries)

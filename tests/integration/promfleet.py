@@ -8,8 +8,11 @@ notifier to a closed loopback port), `upgrade` (real git, real build and switch 
 
 - healthy: generation 1 golden; commits and pushes a change; upgrades to a new commit; a trial of
   generation 2 (built from that commit) boots, passes validation and is blessed.
-- rolledback: an upgrade to a broken commit fails (build) and is rolled back; a trial of generation
-  2 panics, then hangs (watchdog reset): the loader falls back to golden; that boot is not validated.
+- trying: a trial of generation 2 (3 tries) panicked once; its second try is booted and not validated
+  yet; the hourly `bootguard commit` (nothing to commit) runs.
+- rolledback: its first upgrade, to the admin's broken commit, fails (build) and is rolled back; a
+  trial of generation 2 panics, then hangs (watchdog reset): the loader falls back to golden; that
+  boot is not validated; the hourly upgrade runs again (the broken commit is not rebuilt).
 - halted: golden fails validation (halted; the notification cannot be delivered and is queued);
   an operator's commit from yesterday was committed by `bootguard commit` but never pushed.
 """
@@ -29,7 +32,7 @@ from bootguard.cli.main import main
 from bootguard.services.demo import Demo
 from tests.integration.test_gitops import BUILD_SH, SWITCH_SH, run_git
 
-HOSTS = ("healthy", "rolledback", "halted")
+HOSTS = ("healthy", "trying", "rolledback", "halted")
 LOADER = "systemd-boot 257.13-1"
 
 
@@ -102,12 +105,14 @@ class Host:
         return self.cli("validate", "--config", str(config))
 
     def boot(self, fate: str) -> None:
-        """One simulated boot: panic | hang | good (mark good) | validate-pass | validate-fail | unvalidated."""
+        """One simulated boot: panic, hang, good (`mark good`), validate-pass, validate-fail, unvalidated."""
         d = self.demo
         d.loader.boot()
         if fate == "panic":
             return
-        self.cli("initrd", "--boot-id", str(uuid.uuid4()), "--watchdog-sysfs", d.sysfs, "--reboot-command", "true")
+        self.cli(
+            "initrd", "--boot-id", str(uuid.uuid4()), "--watchdog-sysfs", d.sysfs, "--reboot-command", "true"
+        )
         d._bootstatus(0)
         if fate == "hang":
             d._bootstatus(32)  # CARDRESET: the next initrd step sees the watchdog reset
@@ -125,6 +130,7 @@ class Host:
 class Fleet:
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.remote = root / "remote.git"
         run_git(root, "init", "-q", "--bare", "-b", "dev", str(self.remote))
         self.admin = root / "admin"
@@ -146,7 +152,7 @@ class Fleet:
         return run_git(self.admin, "rev-parse", "HEAD")
 
     def build(self) -> None:
-        healthy, rolled, halted = (self.hosts[n] for n in HOSTS)
+        healthy, trying, rolled, halted = (self.hosts[n] for n in HOSTS)
         for h in self.hosts.values():
             h.start_on_golden()
         # healthy: a local change committed and pushed, then an upgrade to the admin's new commit
@@ -155,8 +161,7 @@ class Fleet:
         good = self.admin_commit("value 2", "value = 2\n")
         assert healthy.upgrade() == 0
         deployed = run_git(healthy.repo, "rev-parse", "HEAD")
-        # rolledback: the admin's next commit is broken; the upgrade fails and rolls back
-        assert rolled.upgrade() == 0  # to `good` first
+        # rolledback: the admin's next commit is broken; the host's first upgrade fails and rolls back
         self.broken = self.admin_commit("break it", "value = BROKEN\n")
         assert rolled.upgrade() == 7
         # halted: an operator committed yesterday and `bootguard commit` (no push) keeps it local
@@ -170,8 +175,13 @@ class Fleet:
         healthy.demo.generation(2)
         assert healthy.cli("trial", "nixos-generation-2.conf", "--commit", deployed) == 0
         healthy.boot("validate-pass")
+        trying.demo.generation(2)
+        assert trying.cli("trial", "nixos-generation-2.conf", "--tries", "3") == 0
+        trying.boot("panic")
+        trying.boot("unvalidated")
+        assert trying.cli("commit", "--repo", str(trying.repo)) == 0
         rolled.demo.generation(2)
-        assert rolled.cli("trial", "nixos-generation-2.conf", "--commit", good) == 0
+        assert rolled.cli("trial", "nixos-generation-2.conf") == 0
         rolled.boot("panic")
         rolled.boot("hang")
         rolled.boot("unvalidated")  # golden again; its validation has not run (yet)
