@@ -102,7 +102,7 @@ def _processes_stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     root = tmp_path_factory.mktemp("fleet")
     home = root / "home"
     home.mkdir()
@@ -124,7 +124,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         mp.setenv("BOOTGUARD_METRICS_FILE", "")  # each Host.cli sets its own
         f = Fleet(root / "hosts")
         f.build()
-    yield f
+    return f
 
 
 def _config(fleet: Fleet, ports: dict[str, int], rules: Path) -> str:
