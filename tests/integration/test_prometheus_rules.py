@@ -52,3 +52,8 @@ def test_a_wrong_expectation_fails(tmp_path: Path) -> None:
     copy.write_text(broken)
     done = promtool("test", "rules", str(copy))
     assert done.returncode != 0 and "alertname: BootguardHalted" in done.stdout + done.stderr
+
+
+def test_every_alert_is_documented() -> None:
+    docs = (RULES_DIR.parents[1] / "docs" / "monitoring.md").read_text()
+    assert [a for a in sorted(alert_names(RULES.read_text())) if f"`{a}`" not in docs] == []

@@ -233,3 +233,10 @@ def test_numbers_and_labels_are_escaped() -> None:
     out = textfile.Out()
     out.gauge("bootguard_x", "x.", 0.1234567, check='a"b\\c\nd')
     assert out.text().splitlines()[-1] == 'bootguard_x{check="a\\"b\\\\c\\nd"} 0.123'
+
+
+def test_every_metric_is_documented(state_dir: Path, tmp_path: Path) -> None:
+    """docs/monitoring.md names every family the exporter declares."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "monitoring.md").read_text()
+    missing = [name for name in families(render(state_dir, tmp_path)) if name not in docs]
+    assert not missing
