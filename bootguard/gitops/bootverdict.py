@@ -298,3 +298,21 @@ def config_notifier(state_dir: str, config_path: str | None = None) -> NotifyFn 
     if not cfg.notifiers:
         return None
     return dispatcher_notifier(Dispatcher([notify.build(n) for n in cfg.notifiers], NotifyQueue(state_dir)))
+
+
+def after_validation(state_dir: str, booted_entry: str | None, dispatcher: Dispatcher) -> list[Settled]:
+    """The validator's hook, on a boot that stays up: settle finished trials for every GitOps repository.
+
+    Nothing to do (and nothing imported beyond this module) on a host without gitops.json. A
+    running upgrade holds the GitOps lock and settles itself; waiting up to 30 s is bounded.
+    """
+    import os
+
+    from bootguard.gitops import noop
+    from bootguard.gitops.locks import GitopsLock
+    from bootguard.gitops.record import FILE_NAME
+
+    if not os.path.exists(os.path.join(state_dir, FILE_NAME)) or not noop.needs_settle(state_dir):
+        return []
+    with GitopsLock(state_dir, "validate"):
+        return settle(state_dir, booted_entry=booted_entry, notify=dispatcher_notifier(dispatcher))

@@ -19,21 +19,33 @@ if TYPE_CHECKING:
 
 def upgrade(opts: UpgradeOptions) -> UpgradeResult:
     """One `bootguard upgrade` run; raises RolledBack / ConflictError / GitOpsError with the reason."""
-    with GitopsLock(opts.state_dir, "upgrade"):
+    with GitopsLock(opts.state_dir, "upgrade", repo=opts.repo):
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
+        settled: tuple[str, ...] = ()
         try:
             settled = settle_trials(opts.state_dir, g.repo)
             result = _upgrade(g, opts)
         except BootguardError as exc:
             noop.clear(opts.state_dir)
+            _tell(settled)  # what the settle did must show even though the run then stops
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
+            _publish_verdicts(g, opts)  # fleet (issue 16)
             raise
         if settled:
             result = result.evolve(notes=(*settled, *result.notes))
         _log(opts.state_dir, "upgrade", describe(g.repo, result), {**data, **result.to_dict()})
         _stamp(opts.state_dir, g.repo, result)
+        _publish_verdicts(g, opts)  # fleet (issue 16)
         return result
+
+
+def _publish_verdicts(g: git.Git, opts: UpgradeOptions) -> None:
+    """fleet (issue 16): push this host's new verdicts; never raises, never changes the outcome."""
+    if opts.fleet is not None and opts.fleet.publish:
+        from bootguard.gitops import fleet_outbox
+
+        fleet_outbox.publish_outbox(g, opts)
 
 
 def settle_trials(
@@ -59,6 +71,13 @@ def settle_trials(
         state_dir, repos=None if repo is None else [repo], booted_entry=booted_entry, notify=notify
     )
     return tuple(m for s in done for m in s.messages)
+
+
+def _tell(lines: tuple[str, ...]) -> None:
+    import sys
+
+    for line in lines:
+        sys.stderr.write(f"bootguard: {line}\n")
 
 
 def _stamp(state_dir: str, repo: str, result: UpgradeResult) -> None:
@@ -95,10 +114,12 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
     """One `bootguard commit` run."""
     from bootguard.gitops.commit import commit_changes
 
-    with GitopsLock(state_dir, "commit"):
+    with GitopsLock(state_dir, "commit", repo=repo):
         g = git.Git.open(repo)
         data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
         try:
+            # Never commit (and push) on top of a configuration that failed to boot: settle first.
+            _tell(settle_trials(state_dir, g.repo))
             result = commit_changes(g, branch, push=push)
         except BootguardError as exc:
             _log(

@@ -59,6 +59,11 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
     upstream = _check_rewrite(g, opts, tracking, old, new)
     if opts.verify_signatures:
         _verify_signatures(g, opts, running, new)
+    # --- fleet (issue 16): quarantine and canaries; raises RolledBack before anything changes ---
+    from bootguard.gitops import fleet
+
+    fleet.gate(g, opts, running=running, new=new)
+    # --- end fleet ---
     g = _with_identity(g)
     dirty = _stash_dirty(g, probe.head, opts.state_dir)
     try:
@@ -149,6 +154,12 @@ def _remember_deployed(
     now = _now()
     if trial:
         record = attrs.evolve(previous, failed=None, staged=StagedTrial(commit, remote_commit, now))
+        if record.trial_seq is None:  # trials that end from now on are this repository's to settle
+            from bootguard.gitops.bootverdict import newest_seq
+            from bootguard.seams.statestore import StateStore
+
+            ended = newest_seq(StateStore(opts.state_dir).load().state)
+            record = attrs.evolve(record, trial_seq=ended)
     else:
         record = attrs.evolve(previous, failed=None, deployed=commit, deployed_at=now, staged=None)
         record = record.with_verdict(CommitVerdict(commit, "blessed", opts.mode.value, "switched", now))
@@ -196,27 +207,13 @@ def _with_identity(g: git.Git) -> git.Git:
 
 
 def _stash_dirty(g: git.Git, head: git.Head, state_dir: str) -> backups.Backup | None:
-    if not git.status(g):
-        return None
-    snap = backups.snapshot_worktree(g, head, "bootguard: uncommitted changes before upgrade")
-    saved = backups.save(g, snap, "dirty", state_dir=state_dir)
-    git.reset_hard(g, head.commit or "HEAD")  # safe: the snapshot holds every change
-    git.clean(g)
-    return saved
+    # Index and work tree saved separately, secrets kept out of the refs (see backups.save_dirty).
+    return backups.save_dirty(g, head, state_dir)
 
 
 def _restore_dirty(g: git.Git, dirty: backups.Backup | None, head: str) -> str | None:
     """Re-apply saved edits on top of `head`; a one-line problem if they do not apply."""
-    if dirty is None:
-        return None
-    if git.cherry_pick_no_commit(g, dirty.commit):
-        git.reset_index(g)
-        return None
-    git.reset_hard(g, head)  # safe: the edits are in the snapshot `dirty`
-    return (
-        f"the uncommitted changes conflict with it; they are saved as {dirty.ref} "
-        f"(git -C {g.repo} checkout {dirty.ref} -- .)"
-    )
+    return backups.restore_dirty(g, dirty, head)
 
 
 # --- build, validate, switch -------------------------------------------------------------------

@@ -297,10 +297,20 @@ def validate(cfg: ValidatorConfig, svc: Services) -> Outcome:
     if write_metrics is not None:
         flow.guarded("write metrics", lambda: write_metrics(report))
     if p.step is Step.CONTINUE:
+        flow.guarded("settle the GitOps commit of a finished trial", lambda: _gitops_after_boot(svc, flow))
         svc.sd.ready(report.summary())
         return Outcome(int(ExitCode.OK), tuple(flow.messages), report, p.step)
     flow.finish(p)
     return Outcome(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)
+
+
+def _gitops_after_boot(svc: Services, flow: _Flow) -> None:
+    """GitOps hook: a trial that ended since the last look fails (or deploys) its commit in git."""
+    from bootguard.gitops.bootverdict import after_validation
+
+    for settled in after_validation(svc.state_dir, flow.entry, svc.dispatcher):
+        for line in settled.messages:
+            flow.say(line, MessageId.MARKED_BAD if settled.outcome == "failed" else MessageId.BLESSED)
 
 
 def _decision_label(verdict: Verdict, core: BootDecision | None) -> str:
