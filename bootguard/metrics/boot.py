@@ -45,7 +45,8 @@ _FOLD = {
 }
 # A failed boot is one of these events (a watchdog-reset event accompanies a counted failure with the
 # same cause, so it is counted separately, in bootguard_watchdog_resets_total).
-_FAILED_BOOT = ("counted-failure", "boot-failed", "marked-bad")
+# `halted` is golden failing validation: not marked bad (nothing to fall back to), but a failed boot.
+_FAILED_BOOT = ("counted-failure", "boot-failed", "marked-bad", "halted")
 _TRIAL_EVENTS = ("trial-started", "trial-finished", "rolled-back")
 
 
@@ -89,7 +90,7 @@ class _Tally:
         elif kind == "halted":
             self.halts += 1
         if kind in _FAILED_BOOT:
-            deadline = kind == "marked-bad" and e.boot_id in self.deadline_boots
+            deadline = kind in ("marked-bad", "halted") and e.boot_id in self.deadline_boots
             self.failures["deadline" if deadline else fold_cause(e.cause)] += 1
             self.failed_since_trial += 1
         if kind in _TRIAL_EVENTS:

@@ -239,6 +239,7 @@ def test_each_host_tells_its_state(prom: Prometheus, fleet: Fleet) -> None:
         "halted": 0,
     }
     assert prom.by_instance('bootguard_boot_failures_total{cause="watchdog-reset"}')["rolledback"] == 1
+    assert prom.by_instance('bootguard_boot_failures_total{cause="check-failed"}')["halted"] == 1
     assert prom.by_instance('bootguard_boot_failures_total{cause="failed-before-bootguard"}') == {
         "healthy": 0,
         "trying": 1,

@@ -132,7 +132,7 @@ def test_halted_host_with_a_failed_validation_and_queued_notifications(
     put(
         state_dir,
         State.initial().with_golden(golden).with_halted("golden failed"),
-        [event(EventKind.HALTED, 9)],
+        [event(EventKind.HALTED, 9, "validation-failed")],
     )
     doc = {
         "result": "fail",
@@ -153,6 +153,7 @@ def test_halted_host_with_a_failed_validation_and_queued_notifications(
     (queue / "0000000800000-abcdef13.json").write_text("{}")
     got = samples(render(state_dir, tmp_path))
     assert got["bootguard_halted"] == 1 and got["bootguard_halts_total"] == 1
+    assert got['bootguard_boot_failures_total{cause="check-failed"}'] == 1  # golden failed its checks
     assert got["bootguard_last_validation_success"] == 0
     assert got['bootguard_last_validation_info{decision="halted"}'] == 1
     assert got["bootguard_last_validation_timestamp_seconds"] == 900.5
