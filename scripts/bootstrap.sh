@@ -9,6 +9,8 @@ APT_PACKAGES=(
   mtools dosfstools cpio kmod fdisk e2fsprogs git gcc libc6-dev python3 nix-bin shellcheck mmdebstrap
   grub-efi-amd64-bin grub2-common
   openssh-client  # ssh-keygen: SSH-signed commits in the GitOps and fleet (signed verdicts) tests
+  # monitoring tests: promtool, a real Prometheus and node exporter (tests/integration/test_prometheus*.py)
+  prometheus prometheus-node-exporter
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

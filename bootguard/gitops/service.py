@@ -141,3 +141,11 @@ def _log(state_dir: str, kind: str, message: str, data: dict[str, object]) -> No
         import sys
 
         sys.stderr.write(f"bootguard: warning: event not logged: {exc.message}\n")
+    _export_metrics(state_dir)
+
+
+def _export_metrics(state_dir: str) -> None:
+    """Refresh the Prometheus textfile after every run (bootguard.metrics; never the run's outcome)."""
+    from bootguard import metrics
+
+    metrics.export_quietly(metrics.Sources(state_dir))

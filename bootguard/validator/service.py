@@ -82,7 +82,8 @@ def for_host(
     cmdline: str = "/proc/cmdline",
 ) -> Services:
     """The real services: core blessing, event log, journald, sd_notify, notifiers, metrics."""
-    from bootguard.validator import metrics, notify
+    from bootguard import metrics
+    from bootguard.validator import notify
     from bootguard.validator.boot import CoreBoot, GrubBoot
     from bootguard.validator.journal import Journal
     from bootguard.validator.notify.dispatch import Dispatcher
@@ -92,15 +93,14 @@ def for_host(
 
     senders = [notify.build(n) for n in cfg.notifiers]
     dispatcher = Dispatcher(senders, NotifyQueue(state_dir))
-    metrics_path = cfg.metrics_file or metrics.DEFAULT_FILE
-    explicit = cfg.metrics_file is not None
+    sources = metrics.Sources(state_dir, esp=esp, xbootldr=xbootldr, efivars=efivars)
 
     def write_metrics(report: Report | None) -> None:
-        import os
-
-        # The default location is used only where node-exporter's textfile directory exists.
-        if explicit or os.path.isdir(os.path.dirname(metrics_path)):
-            metrics.write(metrics_path, metrics.render(metrics.collect(state_dir, report)))
+        # The whole host's metrics, read back from what this run wrote (last-validation.json, events).
+        # Without a configured file: $BOOTGUARD_METRICS_FILE, else node-exporter's directory if present.
+        path = metrics.target(cfg.metrics_file)
+        if path is not None:
+            metrics.export(sources, path)
 
     boot = (
         GrubBoot(grub_env, state_dir, cmdline)
