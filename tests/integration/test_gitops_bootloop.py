@@ -280,6 +280,8 @@ def test_commit_after_a_failed_boot_commits_on_the_running_configuration(loop: L
     code, _, err = loop.h.cli("commit", "--repo", str(w.b), "--push")
     assert code == ExitCode.CONFLICT, err
     assert "failed at boot" in err
+    assert f"origin/dev is {bad[:12]}, which failed (boot) on this host" in err
+    assert "bootguard: hint: push a fix (or a revert) of it from another host" in err
     head = w.head(w.b)
     assert run_git(w.b, "rev-parse", "HEAD~1") == loop.golden_commit
     assert (w.b / "other.txt").read_text() == "edited on b\n"
