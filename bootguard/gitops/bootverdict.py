@@ -132,10 +132,15 @@ def _settle_one(
     staged = rec.staged
     if commit is None:
         return rec, None  # a trial staged by hand without a commit: nothing to say about git
-    ours = staged is not None and staged.commit == commit
+    # `trial --commit` accepts an abbreviated id; what upgrade staged is always the full one.
+    ours = staged is not None and staged.commit.startswith(commit.lower())
+    if ours and staged is not None:
+        commit = staged.commit
     in_repo = _has_commit(repo, commit)
     if not ours and in_repo is not True:
         return rec, None  # another repository's commit (or none we know)
+    if not ours:
+        commit = _full_id(repo, commit)
     now = _now()
     cause = end.cause or ("blessed" if end.outcome == "blessed" else "unknown")
     if ours:
@@ -176,6 +181,13 @@ def _has_commit(repo: str, commit: str) -> bool | None:
         return git.has_commit(git.Git.open(repo), commit)
     except BootguardError:
         return None
+
+
+def _full_id(repo: str, commit: str) -> str:
+    try:
+        return git.rev_parse(git.Git.open(repo), f"{commit}^{{commit}}") or commit
+    except BootguardError:
+        return commit
 
 
 def _return_repository(
