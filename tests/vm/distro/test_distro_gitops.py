@@ -134,7 +134,7 @@ def test_phase_a_breaking_change_two_failed_boots_golden_cause_recorded(
     assert rolled, r.describe()
     failed = [v for v in history(r) if v["outcome"] == "failed" and v["stage"] == "boot"]
     assert [v["commit"] for v in failed] == [f["a_commit"]]
-    assert failed[0]["cause"] == rolled[-1].get("cause"), (failed, rolled)
+    assert failed[0]["cause"] and failed[0]["cause"] == rolled[-1].get("cause"), (failed, rolled)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
