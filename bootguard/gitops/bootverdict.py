@@ -68,14 +68,13 @@ def newest_seq(state: State) -> int:
 def running_commit(state: State, booted_entry: str | None) -> str | None:
     """The commit of the generation that runs now, or None when bootguard cannot tell.
 
-    The state's per-generation record answers for the booted entry. Without it (the loader did
-    not say which entry it booted), the fallback design leaves exactly two possibilities when no
-    trial is active: the newest finished trial was blessed (it runs), or it failed (golden runs).
+    The state's per-generation record answers for the booted entry (None when that generation has
+    no commit: not a guess). When the booted entry is unknown (`upgrade`, `commit`: they do not read
+    the loader's variables), the fallback design leaves exactly two possibilities while no trial is
+    active: the newest finished trial was blessed (it runs), or it failed (golden runs).
     """
     if booted_entry is not None:
-        found = state.running_commit(booted_entry)
-        if found is not None:
-            return found
+        return state.running_commit(booted_entry)
     if state.trial is not None or not state.finished_trials:
         return None
     last = state.finished_trials[-1]
