@@ -68,14 +68,13 @@ def newest_seq(state: State) -> int:
 def running_commit(state: State, booted_entry: str | None) -> str | None:
     """The commit of the generation that runs now, or None when bootguard cannot tell.
 
-    The state's per-generation record answers for the booted entry. Without it (the loader did
-    not say which entry it booted), the fallback design leaves exactly two possibilities when no
-    trial is active: the newest finished trial was blessed (it runs), or it failed (golden runs).
+    The state's per-generation record answers for the booted entry (None when that generation has
+    no commit: not a guess). When the booted entry is unknown (`upgrade`, `commit`: they do not read
+    the loader's variables), the fallback design leaves exactly two possibilities while no trial is
+    active: the newest finished trial was blessed (it runs), or it failed (golden runs).
     """
     if booted_entry is not None:
-        found = state.running_commit(booted_entry)
-        if found is not None:
-            return found
+        return state.running_commit(booted_entry)
     if state.trial is not None or not state.finished_trials:
         return None
     last = state.finished_trials[-1]
@@ -132,10 +131,15 @@ def _settle_one(
     staged = rec.staged
     if commit is None:
         return rec, None  # a trial staged by hand without a commit: nothing to say about git
-    ours = staged is not None and staged.commit == commit
+    # `trial --commit` accepts an abbreviated id; what upgrade staged is always the full one.
+    ours = staged is not None and staged.commit.startswith(commit.lower())
+    if ours and staged is not None:
+        commit = staged.commit
     in_repo = _has_commit(repo, commit)
     if not ours and in_repo is not True:
         return rec, None  # another repository's commit (or none we know)
+    if not ours:
+        commit = _full_id(repo, commit)
     now = _now()
     cause = end.cause or ("blessed" if end.outcome == "blessed" else "unknown")
     if ours:
@@ -176,6 +180,13 @@ def _has_commit(repo: str, commit: str) -> bool | None:
         return git.has_commit(git.Git.open(repo), commit)
     except BootguardError:
         return None
+
+
+def _full_id(repo: str, commit: str) -> str:
+    try:
+        return git.rev_parse(git.Git.open(repo), f"{commit}^{{commit}}") or commit
+    except BootguardError:
+        return commit
 
 
 def _return_repository(

@@ -7,7 +7,7 @@ cost of a bare `git fetch` + `git rev-parse` (bench/gitops_noop.py).
 
 from __future__ import annotations
 
-from bootguard.errors import BootguardError
+from bootguard.errors import BootguardError, ConflictError
 from bootguard.gitops import events, git, noop
 from bootguard.gitops.locks import GitopsLock
 from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
@@ -128,9 +128,37 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
                 exc.message,
                 {**data, "outcome": "failed", "exit_code": int(exc.exit_code)},
             )
+            blocked = (
+                _remote_head_failed_here(g, branch, state_dir) if isinstance(exc, ConflictError) else None
+            )
+            if blocked is not None:  # a rejected push that `upgrade` cannot reconcile: say why
+                raise ConflictError(f"{exc.message}; {blocked}", hint=_BLOCKED_HINT) from exc
             raise
         _log(state_dir, "commit", result.summary(), {**data, "outcome": "ok", **result.to_dict()})
         return result
+
+
+_BLOCKED_HINT = "push a fix (or a revert) of it from another host; `bootguard status` shows the failure"
+
+
+def _remote_head_failed_here(g: git.Git, branch: str, state_dir: str) -> str | None:
+    """Why a rejected push cannot be reconciled by `upgrade`: the remote's head is a commit that failed
+    on this host (e.g. at boot) and is refused until a newer one arrives. None when that is not so."""
+    from bootguard.gitops.record import GitopsRecord
+
+    try:
+        failed = GitopsRecord.load(state_dir).get(g.repo).failed
+        if failed is None:
+            return None
+        remote = git.config_get(g, f"branch.{branch}.remote") or "origin"
+        if git.ls_remote(g, remote, branch) != failed.commit:
+            return None
+    except BootguardError:
+        return None
+    return (
+        f"{remote}/{branch} is {failed.commit[:12]}, which failed ({failed.stage}) on this host: "
+        "`bootguard upgrade` will not take it, so this commit stays local until a newer commit arrives"
+    )
 
 
 def _log(state_dir: str, kind: str, message: str, data: dict[str, object]) -> None:

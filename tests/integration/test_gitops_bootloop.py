@@ -280,8 +280,29 @@ def test_commit_after_a_failed_boot_commits_on_the_running_configuration(loop: L
     code, _, err = loop.h.cli("commit", "--repo", str(w.b), "--push")
     assert code == ExitCode.CONFLICT, err
     assert "failed at boot" in err
+    assert f"origin/dev is {bad[:12]}, which failed (boot) on this host" in err
+    assert "bootguard: hint: push a fix (or a revert) of it from another host" in err
     head = w.head(w.b)
     assert run_git(w.b, "rev-parse", "HEAD~1") == loop.golden_commit
     assert (w.b / "other.txt").read_text() == "edited on b\n"
     assert run_git(w.b, "log", "-1", "--format=%s", head).startswith("Auto-commit from")
     assert w.head(w.a) == bad
+
+
+def test_trial_staged_by_hand_with_an_abbreviated_commit(loop: Loop) -> None:
+    """A trial staged by hand (`trial --commit <abbrev>`) for a commit in the repository is settled
+    too, under the full id, so the remote's commit is refused by the next upgrade."""
+    w, h = loop.w, loop.h
+    assert loop.upgrade()[0] == 0  # up to date: bootguard now looks after this repository
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    run_git(w.b, "pull", "-q", "--ff-only")
+    h.add_entry("nixos-generation-2.conf", entry_text("Generation 2", version="Generation 2"))
+    code, _, err = h.cli("trial", "nixos-generation-2.conf", "--tries", "2", "--commit", bad[:12])
+    assert code == 0, err
+    loop.boot_dies_twice()
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and f"{bad[:12]} failed at boot" in err, err
+    assert w.head(w.b) == loop.golden_commit
+    rec = loop.record()
+    assert rec.failed is not None and rec.failed.commit == bad and rec.history[-1].commit == bad

@@ -23,6 +23,9 @@ RESULT_KEY = pytest.StashKey[DistroResult]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARK}(builder): the distribution scenario a VM test boots")
+    config.addinivalue_line(
+        "markers", "distro_row(label): the phase a test of a shared scenario asserts (VM table)"
+    )
 
 
 def _builder(item: pytest.Item) -> DistroBuilder | None:
@@ -80,7 +83,8 @@ def pytest_runtest_makereport(
     suite.vm.record(
         item.nodeid,
         Row(
-            scenario=f"distro/{builder(major).name}",
+            scenario=f"distro/{builder(major).name}"
+            + (f" {row.args[0]}" if (row := item.get_closest_marker("distro_row")) else ""),
             loader=result.loader.version if result else major,
             boots=str(len(result.boots)) if result else "-",
             result=outcome,

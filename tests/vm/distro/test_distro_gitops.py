@@ -119,6 +119,7 @@ def _data(e: dict[str, object]) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.distro_row("phase A: boot failure")
 @distro_boots(gitops_phases)
 def test_phase_a_breaking_change_two_failed_boots_golden_cause_recorded(
     loader: str, distro_result: DistroResult
@@ -133,10 +134,11 @@ def test_phase_a_breaking_change_two_failed_boots_golden_cause_recorded(
     assert rolled, r.describe()
     failed = [v for v in history(r) if v["outcome"] == "failed" and v["stage"] == "boot"]
     assert [v["commit"] for v in failed] == [f["a_commit"]]
-    assert failed[0]["cause"] == rolled[-1].get("cause"), (failed, rolled)
+    assert failed[0]["cause"] and failed[0]["cause"] == rolled[-1].get("cause"), (failed, rolled)
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.distro_row("phase B: commit automation")
 @distro_boots(gitops_phases)
 def test_phase_b_local_edit_becomes_a_commit_not_pushed_on_a_server(
     loader: str, distro_result: DistroResult
@@ -149,6 +151,7 @@ def test_phase_b_local_edit_becomes_a_commit_not_pushed_on_a_server(
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.distro_row("phase C: end to end")
 @distro_boots(gitops_phases)
 def test_phase_c_both_hosts_end_on_the_blessed_commit_b_runs(
     loader: str, distro_result: DistroResult
@@ -166,6 +169,7 @@ def test_phase_c_both_hosts_end_on_the_blessed_commit_b_runs(
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.distro_row("phase D: failure recovery")
 @distro_boots(gitops_phases)
 def test_phase_d_build_failure_then_boot_failure_not_retried_then_fix(
     loader: str, distro_result: DistroResult
@@ -189,6 +193,7 @@ def test_phase_d_build_failure_then_boot_failure_not_retried_then_fix(
 
 
 @pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.distro_row("conflict per role")
 @distro_boots(gitops_phases)
 def test_conflicts_under_each_role_keep_every_commit(loader: str, distro_result: DistroResult) -> None:
     r, f = distro_result, facts(distro_result)

@@ -19,8 +19,8 @@ remote_head() { git -C $R rev-parse dev; }
 a_commit() { # MESSAGE FILE=LINE...: host A commits and pushes; prints the commit
     msg=$1
     shift
+    git -C $A pull -q --ff-only origin dev >&2
     for kv; do printf '%s\n' "${kv#*=}" >"$A/${kv%%=*}"; done
-    git -C $A pull -q --rebase origin dev >&2
     git -C $A add -A >&2
     git -C $A commit -qm "$msg" >&2
     git -C $A push -q origin dev >&2
