@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 SPOOL_DIR = "/run/bootguard/spool"
 SPOOL_FILE = "decision.json"
+LOCK_BOUND = 10.0  # seconds the early-boot step waits for another writer of the state; then it goes on
 
 
 class Options(Frozen):
@@ -354,16 +355,35 @@ def run(opts: Options) -> dict[str, object]:
                 return run(opts.evolve(esp=mounted, mount_esp=False))
             finally:
                 unmount(mounted)
-    store = StateStore(opts.state_dir)
-    obs = observe(opts, store)
-    decision = earlyboot.decide(obs)
-    report: dict[str, object] = {
-        "events": [e.message for e in decision.events],
-        "actions": [a.value for a in decision.actions],
-        "dry_run": opts.dry_run,
-    }
+    report: dict[str, object] = {"events": [], "actions": [], "dry_run": opts.dry_run}
+    try:
+        _assess(opts, report)
+    except (BootguardError, OSError) as exc:
+        # The state is unusable (both slots corrupt, an unsafe directory or lock, a full disk) or
+        # another process holds its lock past the bound: this boot is not recorded, but it is still
+        # protected. The exit code says so after the watchdog is armed.
+        message = exc.message if isinstance(exc, BootguardError) else f"{exc.strerror or exc}"
+        report["error"] = f"this boot is not recorded: {message}"
+        report["exit_code"] = int(exc.exit_code) if isinstance(exc, BootguardError) else 1
+        report["reboot"] = False
     if opts.dry_run:
         return report
+    try:
+        report["watchdog"] = arm_watchdog(opts)
+    except BootguardError as exc:
+        report["watchdog"] = f"watchdog: not armed: {exc.message}"
+    return report
+
+
+def _assess(opts: Options, report: dict[str, object]) -> None:
+    """Observe, decide, record and act; everything of the step that needs the state."""
+    store = StateStore(opts.state_dir, lock_timeout=LOCK_BOUND)
+    obs = observe(opts, store)
+    decision = earlyboot.decide(obs)
+    report["events"] = [e.message for e in decision.events]
+    report["actions"] = [a.value for a in decision.actions]
+    if opts.dry_run:
+        return
     try:
         _record(store, decision)
         report["recorded"] = opts.state_dir
@@ -380,8 +400,3 @@ def run(opts: Options) -> dict[str, object]:
                 store.update(_boot_goes_on)
     except ReadOnlyError:
         report["recorded"] = _spool(opts, decision)
-    try:
-        report["watchdog"] = arm_watchdog(opts)
-    except BootguardError as exc:
-        report["watchdog"] = f"watchdog: not armed: {exc.message}"
-    return report
