@@ -52,6 +52,7 @@ class EventKind(enum.Enum):
     BACKUP_SAVED = "backup-saved"
     PROMOTED = "promoted"
     STATE_RECOVERED = "state-recovered"
+    BOOT_ENDED = "boot-ended"  # an orderly shutdown or reboot before any verdict (not a failure)
 
 
 def read_boot_id(path: str | None = None) -> str | None:

@@ -24,7 +24,7 @@ from bootguard.model.counter import CountedName
 from bootguard.model.entry import EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
-from bootguard.model.state import BLESSED, FAILED, Trial
+from bootguard.model.state import Trial
 from bootguard.seams import esp as esp_seam
 from bootguard.seams import fs
 
@@ -64,6 +64,11 @@ def is_golden_copy(entry: BootEntry) -> bool:
 
 def is_trial_copy(entry: BootEntry) -> bool:
     return entry.name.prefix.lower() == TRIAL_STEM
+
+
+def is_trial_copy_name(filename: str) -> bool:
+    """Whether `filename` (under any counter) is bootguard's trial copy."""
+    return parse_copy_name(filename).prefix.lower() == TRIAL_STEM
 
 
 def render_copy(data: bytes, stem: str, original: str) -> bytes:
@@ -254,60 +259,6 @@ def start_trial(
             else f"{entry.filename} staged",
             entry=entry.filename,
             data={"tries": tries, "copy": rel, "commit": commit},
-        )
-    )
-    return trial
-
-
-def restore_default(view: BootView, efi: EfiVars, trial: Trial) -> str | None:
-    """Give the loader back its normal default, making sure the blessed generation is what it boots."""
-    if trial.saved_default is None:
-        efi.delete(DEFAULT_VAR)
-    else:
-        efi.write_str(DEFAULT_VAR, trial.saved_default)
-    return trial.saved_default
-
-
-def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | None:
-    """After blessing: remove the trial copy and restore the normal loader configuration."""
-    trial = store.load().state.trial
-    if trial is None:
-        return None
-    _, left = remove_copies_if_writable(view, TRIAL_STEM)
-    restore_default(view, efi, trial)
-    now = time.time()
-    store.update(lambda s: s.with_trial_end(BLESSED, None, now))
-    store.append_event(
-        Event.new(
-            EventKind.TRIAL_FINISHED,
-            f"trial of {trial.filename} passed and was blessed" + (f"; {left}" if left else ""),
-            entry=trial.filename,
-        )
-    )
-    return trial
-
-
-def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial | None:
-    """The trial is bad and the host is on golden: drop the trial copy (no view: a loader without
-    bootguard's copies, GRUB), keep golden as the default."""
-    trial = store.load().state.trial
-    if trial is None:
-        return None
-    removed, left = remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
-    now = time.time()
-    store.update(
-        lambda s: s.with_trial_end(FAILED, cause, now).with_extra(
-            FAILED_KEY, sorted({*failed_trials(s), trial.filename})
-        )
-    )
-    store.append_event(
-        Event.new(
-            EventKind.ROLLED_BACK,
-            f"trial {trial.filename} failed {trial.tries} times; the host is back on golden"
-            + (f"; {left}" if left else ""),
-            entry=trial.filename,
-            cause=cause,
-            data={"removed": removed},
         )
     )
     return trial

@@ -157,8 +157,16 @@ class SdBootPort:
     def arm_try(self, state: State, trial: Trial) -> None:
         arm_try(self.view, self.efi, state, trial)
 
-    def abandon(self, store: StateStore, cause: str) -> None:
-        fallback.abandon_trial(self.view, store, cause)
+    def remove_trial_copies(self) -> str | None:
+        """Remove the trial copy; returns why it stays, when the ESP is read-only."""
+        return fallback.remove_copies_if_writable(self.view)[1]
+
+    def restore_default(self, saved: str | None) -> None:
+        """Give the loader back the default the user had before the trial."""
+        if saved is None:
+            self.efi.delete(fallback.DEFAULT_VAR)
+        else:
+            self.efi.write_str(fallback.DEFAULT_VAR, saved)
 
     def restore_glob(self) -> None:
         self.efi.write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from bootguard.earlyboot import step as initrd_step
 from bootguard.errors import ExitCode
 from bootguard.seams import _wd_native
 from bootguard.seams.statestore import StateStore
-from bootguard.services import initrd_step
 from tests.hosttree import HostTree
 from tests.unit.test_watchdog_fakes import FakeClock, FakeDevice, FakeOps, clock, sysfs_root
 

@@ -246,7 +246,7 @@ def test_spooled_retry_is_not_taken_for_an_armed_try(host: HostTree, tmp_path: P
     with _read_only(host.state):
         result = host.initrd("--spool-dir", str(tmp_path / "spool"))
     assert "retry-trial" in result["actions"] and "reboot" not in result  # type: ignore[operator]
-    from bootguard.services.initrd_step import merge_spool
+    from bootguard.earlyboot.record import merge_spool
 
     merge_spool(StateStore(host.state), str(tmp_path / "spool"))
     assert ((_trial(host) or {})["attempt"], (_trial(host) or {})["failures"]) == (1, 1)

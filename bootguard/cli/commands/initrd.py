@@ -68,8 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
-    from bootguard.services.initrd_step import Options
-    from bootguard.services.initrd_step import run as run_step
+    from bootguard.earlyboot.step import Options
+    from bootguard.earlyboot.step import run as run_step
 
     opts = Options(
         esp=ctx.esp,
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         cmdline=args.cmdline,
     )
     if args.failed:
-        from bootguard.services.initrd_step import record_failure
+        from bootguard.earlyboot.step import record_failure
 
         report = record_failure(opts, args.failed)
     else:
