@@ -111,6 +111,26 @@ def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
     return len(events)
 
 
+def record_shutdown(store: StateStore, boot_id: str | None) -> str:
+    """This boot ends in order: give its record the verdict SHUTDOWN unless it has one already."""
+    from bootguard.model.events import EventKind
+    from bootguard.model.state import SHUTDOWN
+
+    def change(s: State) -> State:
+        last = s.last_boot
+        if last is None or last.verdict is not None or (boot_id is not None and last.boot_id != boot_id):
+            return s
+        return s.with_verdict(SHUTDOWN)
+
+    before = store.load().state.last_boot
+    after = store.update(change).last_boot
+    if after is None or before == after:
+        return "nothing to record: this boot has a verdict already, or the early-boot step did not see it"
+    message = f"boot of {after.entry or 'an unknown entry'} ends in an orderly shutdown before its verdict"
+    store.append_event(Event.new(EventKind.BOOT_ENDED, message, entry=after.entry, boot_id=boot_id))
+    return message
+
+
 def boot_goes_on(state: State) -> State:
     """The planned reboot is off: this boot awaits a verdict like any other."""
     return state.with_verdict(None) if state.last_boot is not None else state

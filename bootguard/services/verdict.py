@@ -103,7 +103,7 @@ def passed(
             f"trial of {trial.filename} finished: blessed, bootguard's trial copy removed, "
             "normal default restored"
         )
-        messages += _maybe_promote(view, store, trial.filename, promote_after)
+    messages += _maybe_promote(view, store, booted, promote_after)
     return Consequence(CONTINUE, messages, result)
 
 
@@ -129,15 +129,25 @@ def _give_back_configuration(
     return None
 
 
-def _maybe_promote(view: BootView, store: StateStore, filename: str, promote_after: int | None) -> list[str]:
+def _maybe_promote(view: BootView, store: StateStore, booted: str, promote_after: int | None) -> list[str]:
+    """Pin the booted generation as golden once it has `promote_after` good boots (its history counts
+    them across the loader's renames and the trial copy), unless it is golden already or on trial."""
     if not promote_after:
         return []
-    good = store.load().state.attempts_for(filename).good
-    if good < promote_after:
+    from bootguard.model.entry import EntryStatus
+    from bootguard.model.state import generation_key
+
+    state = store.load().state
+    key = state.history_key(booted)
+    good = state.attempts_for(key).good
+    on_trial = state.trial is not None and generation_key(state.trial.filename) == key
+    is_golden = state.golden is not None and generation_key(state.golden.filename) == key
+    if good < promote_after or on_trial or is_golden:
         return []
-    entry = next((e for e in view.entries if e.filename == filename), None)
-    if entry is None:
+    entry = next((e for e in view.entries if generation_key(e.filename) == key), None)
+    if entry is None or entry.status is EntryStatus.BAD:
         return []
+    filename = entry.filename
     golden.pin(view, store, entry)
     store.append_event(
         Event.new(
