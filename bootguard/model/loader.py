@@ -27,9 +27,9 @@ LoaderEntrySysFail (258+, firmware-reported failures) is not modelled.
 
 from __future__ import annotations
 
-import enum
 from functools import cmp_to_key
 
+from bootguard._vocab import Vocab
 from bootguard.model._frozen import Frozen
 from bootguard.model.entry import BootEntry, EntryStatus, IdScheme, LoaderKind, parse_key_values
 from bootguard.model.glob import ascii_lower, efi_fnmatch
@@ -279,7 +279,7 @@ def sort_entries(entries: Iterable[BootEntry], scheme: IdScheme) -> list[BootEnt
 # --- selection -------------------------------------------------------------------------------------
 
 
-class SelectionReason(enum.Enum):
+class SelectionReason(Vocab):
     ONESHOT = "oneshot"  # LoaderEntryOneShot (read once, then deleted by the loader)
     EFI_PREFERRED = "efi-preferred"  # LoaderEntryPreferred (260+, skips bad entries)
     CONF_PREFERRED = "conf-preferred"  # loader.conf `preferred` (260+, skips bad entries)

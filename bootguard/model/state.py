@@ -10,8 +10,7 @@ only; `json` is imported where it is used.
 
 from __future__ import annotations
 
-import enum
-
+from bootguard._vocab import Vocab
 from bootguard.errors import StateError
 from bootguard.model._frozen import Frozen
 
@@ -25,7 +24,7 @@ VERSION = 1
 MAX_FAILED_COMMITS = 100
 
 
-class Outcome(enum.Enum):
+class Outcome(Vocab):
     """What one boot of an entry came to, as far as the attempt counters are concerned."""
 
     ATTEMPTED = "attempted"
@@ -91,7 +90,7 @@ class Golden(Frozen):
         )
 
 
-class Backend(enum.Enum):
+class Backend(Vocab):
     """Who counts a trial's tries."""
 
     LOADER = "loader"  # systemd-boot, in the trial copy's file name (`+LEFT-DONE`)

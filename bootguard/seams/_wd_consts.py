@@ -8,11 +8,12 @@ instead, and a test compares the two. Standard library only (early boot).
 
 from __future__ import annotations
 
-import enum
 import os
 
+from bootguard._vocab import FlagVocab, Vocab
 
-class Ioctl(enum.Enum):
+
+class Ioctl(Vocab):
     """The `WDIOC_*` requests bootguard uses (value: the header's macro name)."""
 
     GETSUPPORT = "WDIOC_GETSUPPORT"
@@ -27,7 +28,7 @@ class Ioctl(enum.Enum):
     GETTIMELEFT = "WDIOC_GETTIMELEFT"
 
 
-class WatchdogFlag(enum.IntFlag):
+class WatchdogFlag(FlagVocab):
     """`WDIOF_*`: capability bits (GETSUPPORT options) and status bits (GETBOOTSTATUS, GETSTATUS)."""
 
     OVERHEAT = 0x0001
@@ -44,7 +45,7 @@ class WatchdogFlag(enum.IntFlag):
     KEEPALIVEPING = 0x8000
 
 
-class SetOption(enum.IntFlag):
+class SetOption(FlagVocab):
     """`WDIOS_*`: arguments of WDIOC_SETOPTIONS."""
 
     DISABLECARD = 0x0001

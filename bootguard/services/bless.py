@@ -9,9 +9,9 @@ system are synced; none of the three → not found.
 
 from __future__ import annotations
 
-import enum
 import os
 
+from bootguard._vocab import Vocab
 from bootguard.errors import NotFoundError
 from bootguard.model._frozen import Frozen
 from bootguard.model.counter import bless_bad_filename, bless_good_filename
@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from bootguard.services.bootview import BootView
 
 
-class Verb(enum.Enum):
+class Verb(Vocab):
     GOOD = "good"
     BAD = "bad"
     INDETERMINATE = "indeterminate"
 
 
-class MarkOutcome(enum.Enum):
+class MarkOutcome(Vocab):
     RENAMED = "renamed"
     ALREADY = "already"  # the file already has the requested name
     NOT_COUNTED = "not-counted"  # this boot has no LoaderBootCountPath: nothing to mark
