@@ -46,7 +46,8 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     import json
 
     from bootguard.seams.watchdog import PingMode, WatchdogDevice
-    from bootguard.services.keepalive import Keepalive, KeepaliveConfig, NullNotifier, StopSignal
+    from bootguard.seams.sdnotify import NullSender
+    from bootguard.services.keepalive import Keepalive, KeepaliveConfig, StopSignal
 
     stamps: list[float] = []
 
@@ -84,7 +85,7 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
         return pinger
 
     device.start_pinger = start_pinger  # type: ignore[assignment,method-assign]
-    report = Keepalive(device, config, notifier=NullNotifier(), log=lambda m: print(m, file=sys.stderr)).run(
+    report = Keepalive(device, config, notifier=NullSender(), log=lambda m: print(m, file=sys.stderr)).run(
         stop
     )
     gaps = [b - a for a, b in itertools.pairwise(stamps)]

@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final, Protocol
 
-    from bootguard.earlyboot.decide import Decision
+    from bootguard.earlyboot.decide import BootPlan
     from bootguard.model.state import State, Trial
     from bootguard.seams.statestore import StateStore
 
@@ -54,7 +54,7 @@ ACTIONS = (
 )
 
 
-def carry_out(port: Port, store: StateStore, decision: Decision) -> list[str]:
+def carry_out(port: Port, store: StateStore, decision: BootPlan) -> list[str]:
     """The decision's actions in order; returns those done."""
     done: list[str] = []
     for action in decision.actions:
@@ -80,7 +80,7 @@ def unarm(state: State) -> State:
     return state.with_trial(t.evolve(attempt=t.attempt - 1)) if t and t.attempt > t.failures else state
 
 
-def _do(action: str, port: Port, store: StateStore, decision: Decision) -> None:
+def _do(action: str, port: Port, store: StateStore, decision: BootPlan) -> None:
     state = store.load().state  # a retry's try number is in it already: the pending marker
     if action in (ABANDON_TRIAL, REMOVE_TRIAL_COPY):
         left = port.remove_trial_copies()

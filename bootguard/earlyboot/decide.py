@@ -2,7 +2,7 @@
 
 How did the boots since the step last ran end, and why (causes.attribute gives each failure its own
 evidence); what is this boot; what do the trial policy and the loader configuration ask for. The
-result is one `Decision`: what the record step writes (in one state update) and what the act step
+result is one `BootPlan`: what the record step writes (in one state update) and what the act step
 then does.
 
 A boot's record (`State.last_boot`, a BootRecord) is judged by its verdict; when it has none, the
@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from bootguard.model.state import State, Trial
     from bootguard.services.bootview import BootView
 
-__all__ = ["Decision", "decide"]
+__all__ = ["BootPlan", "decide"]
 
 
-class Decision(Frozen):
+class BootPlan(Frozen):
     __slots__ = ("actions", "ended", "events", "failures", "good", "last_boot", "trial", "trial_end")
     events: tuple[Event, ...]
     actions: tuple[str, ...]  # act.* names, carried out in this order
@@ -298,7 +298,7 @@ def _policy(obs: Observation, view: BootView, trial: Trial | None) -> tuple[list
     return events, actions
 
 
-def _sdboot(obs: Observation, view: BootView) -> Decision:
+def _sdboot(obs: Observation, view: BootView) -> BootPlan:
     """The boot as systemd-boot reports it."""
     earlier = _earlier(obs, view)
     events, failures = list(earlier.events), list(earlier.failures)
@@ -339,7 +339,7 @@ def _sdboot(obs: Observation, view: BootView) -> Decision:
         events.append(_rolled_back(trial, trial_end[1], obs))
     if t is None:
         good = _good(earlier)
-        return Decision(events, actions, failures, last, good=good, trial_end=trial_end, ended=ended)
+        return BootPlan(events, actions, failures, last, good=good, trial_end=trial_end, ended=ended)
     step = decide_trial.state_trial(obs, t, decide_trial.sdboot_facts(view, t, obs.state))
     return _with_state_trial(obs, step, earlier, events=events, actions=actions, failures=failures, last=last)
 
@@ -377,7 +377,7 @@ def _with_state_trial(
     actions: list[str],
     failures: list[tuple[str, str]],
     last: BootRecord,
-) -> Decision:
+) -> BootPlan:
     actions += [a for a in step.actions if a not in actions]
     failures = failures + step.failures
     if step.this_try is not None:
@@ -389,12 +389,12 @@ def _with_state_trial(
         ended = step.trial
         trial_end = ("failed", _rollback_cause(obs.state, step.trial, failures))
         events.append(_rolled_back(step.trial, trial_end[1], obs))
-    return Decision(
+    return BootPlan(
         events, actions, failures, last, step.trial, good=_good(earlier), trial_end=trial_end, ended=ended
     )
 
 
-def _grub(obs: Observation, env: dict[str, str], cmdline: str) -> Decision:
+def _grub(obs: Observation, env: dict[str, str], cmdline: str) -> BootPlan:
     """The boot on GRUB, which names no entry: the command-line token pinned with golden or the trial
     says which one this is, and bootguard counts every try (GRUB has no counter)."""
     earlier = _earlier(obs, None)
@@ -407,12 +407,12 @@ def _grub(obs: Observation, env: dict[str, str], cmdline: str) -> Decision:
         events.append(Event.new(EventKind.BOOT_ATTEMPTED, message, entry=booted, boot_id=obs.boot_id))
     last = BootRecord(obs.boot_id, booted)
     if t is None or facts is None:
-        return Decision(events, [], failures, last)
+        return BootPlan(events, [], failures, last)
     step = decide_trial.state_trial(obs, t, facts)
     return _with_state_trial(obs, step, earlier, events=events, actions=[], failures=failures, last=last)
 
 
-def decide(obs: Observation) -> Decision:
+def decide(obs: Observation) -> BootPlan:
     """Everything the early-boot step will record and do, without doing it."""
     if obs.view is not None:
         d = _sdboot(obs, obs.view)
@@ -420,7 +420,7 @@ def decide(obs: Observation) -> Decision:
         d = _grub(obs, obs.grub_env, obs.cmdline or "")
     else:  # no loader view: only what the previous boot left can be recorded
         earlier = _earlier(obs, None)
-        d = Decision(list(earlier.events), [], list(earlier.failures), BootRecord(obs.boot_id, None))
+        d = BootPlan(list(earlier.events), [], list(earlier.failures), BootRecord(obs.boot_id, None))
     events = list(d.events)
     if obs.failure_note and not d.failures:  # an uncounted boot died in the initrd
         events.insert(

@@ -13,12 +13,12 @@ import time
 
 from bootguard.earlyboot import act
 from bootguard.model.events import Event
-from bootguard.model.state import FAILED, Outcome, Trial
+from bootguard.model.state import FAILED, AttemptKind, Trial
 from bootguard.seams import fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.earlyboot.decide import Decision
+    from bootguard.earlyboot.decide import BootPlan
     from bootguard.model.state import State
     from bootguard.seams.statestore import StateStore
 
@@ -26,15 +26,15 @@ SPOOL_DIR = "/run/bootguard/spool"
 SPOOL_FILE = "decision.json"
 
 
-def apply(state: State, d: Decision, now: float) -> State:
+def apply(state: State, d: BootPlan, now: float) -> State:
     """The state after recording a decision (pure): failures and blessings found, this boot's
     attempt and record, the trial as it goes on — or its end, in this same update."""
     from bootguard.services.fallback import FAILED_KEY, failed_trials
 
     for entry, cause in d.failures:
-        state = state.with_attempt(entry, Outcome.FAILED, cause, now)
+        state = state.with_attempt(entry, AttemptKind.FAILED, cause, now)
     for entry in d.good:
-        state = state.with_attempt(entry, Outcome.GOOD, None, now).with_halted(None)
+        state = state.with_attempt(entry, AttemptKind.GOOD, None, now).with_halted(None)
     if d.trial is not None:
         state = state.with_trial(d.trial)
     if d.trial_end is not None:
@@ -45,18 +45,18 @@ def apply(state: State, d: Decision, now: float) -> State:
     if act.FORGET_TRIAL in d.actions:
         state = state.with_trial(None)
     if d.last_boot.entry:
-        state = state.with_attempt(d.last_boot.entry, Outcome.ATTEMPTED, None, now)
+        state = state.with_attempt(d.last_boot.entry, AttemptKind.ATTEMPTED, None, now)
     return state.with_last_boot(d.last_boot)
 
 
-def record(store: StateStore, decision: Decision) -> None:
+def record(store: StateStore, decision: BootPlan) -> None:
     now = time.time()
     store.update(lambda s: apply(s, decision, now))
     for event in decision.events:
         store.append_event(event)
 
 
-def spool(spool_dir: str, decision: Decision) -> str:
+def spool(spool_dir: str, decision: BootPlan) -> str:
     from bootguard.model.jsoncodec import dumps
 
     os.makedirs(spool_dir, mode=0o700, exist_ok=True)
@@ -78,7 +78,7 @@ def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
     """Fold a decision spooled by the initrd into the state directory; returns events merged."""
     import json
 
-    from bootguard.earlyboot.decide import Decision
+    from bootguard.earlyboot.decide import BootPlan
     from bootguard.model.state import BootRecord
 
     path = os.path.join(spool_dir, SPOOL_FILE)
@@ -97,7 +97,7 @@ def merge_spool(store: StateStore, spool_dir: str = SPOOL_DIR) -> int:
     if last.verdict == "rebooted":
         last = last.evolve(verdict=None)  # nor was the reboot
     end = payload.get("trial_end")
-    decision = Decision(
+    decision = BootPlan(
         events,
         actions,
         failures,

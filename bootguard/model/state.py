@@ -24,7 +24,7 @@ VERSION = 1
 MAX_FAILED_COMMITS = 100
 
 
-class Outcome(Vocab):
+class AttemptKind(Vocab):
     """What one boot of an entry came to, as far as the attempt counters are concerned."""
 
     ATTEMPTED = "attempted"
@@ -240,15 +240,15 @@ class Attempts(Frozen):
             commit=commit,
         )
 
-    def record(self, outcome: Outcome, cause: str | None, when: float) -> Attempts:
+    def record(self, outcome: AttemptKind, cause: str | None, when: float) -> Attempts:
         """These counters after one more `outcome`."""
-        if outcome is Outcome.ATTEMPTED:
+        if outcome is AttemptKind.ATTEMPTED:
             return self.evolve(boots=self.boots + 1, last_time=float(when))
-        if outcome is Outcome.GOOD:
+        if outcome is AttemptKind.GOOD:
             return self.evolve(good=self.good + 1, last_time=float(when))
-        if outcome is Outcome.FAILED:
+        if outcome is AttemptKind.FAILED:
             return self.evolve(failures=self.failures + 1, last_cause=cause, last_time=float(when))
-        raise AssertionError(outcome)  # pragma: no cover - exhaustive over Outcome
+        raise AssertionError(outcome)  # pragma: no cover - exhaustive over AttemptKind
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -616,14 +616,14 @@ class State(Frozen):
 
     # -- updates ---------------------------------------------------------------------------
 
-    def with_attempt(self, entry_id: str, outcome: Outcome, cause: str | None, time: float) -> State:
+    def with_attempt(self, entry_id: str, outcome: AttemptKind, cause: str | None, time: float) -> State:
         """Record one outcome of `entry_id`; GOOD extends the good streak, FAILED ends it."""
         counters = self.attempts_map
         counters[self.history_key(entry_id)] = self.attempts_for(entry_id).record(outcome, cause, time)
         streak = self.good_streak
-        if outcome is Outcome.GOOD:
+        if outcome is AttemptKind.GOOD:
             streak += 1
-        elif outcome is Outcome.FAILED:
+        elif outcome is AttemptKind.FAILED:
             streak = 0
         return self.evolve(attempts=tuple(sorted(counters.items())), good_streak=streak)
 

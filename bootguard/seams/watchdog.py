@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from bootguard.seams._wd_native import Pinger, WatchdogOps
+    from bootguard.seams._wd_consts import Pinger, WatchdogOps
 
 SYSFS_ROOT = "/sys/class/watchdog"
 DEV_ROOT = "/dev"

@@ -14,7 +14,7 @@ import time
 
 from bootguard.errors import NotFoundError, RefusedError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import BLESSED, Backend, Golden, Outcome, Trial
+from bootguard.model.state import BLESSED, AttemptKind, Backend, Golden, Trial
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -146,7 +146,7 @@ def verdict(env: GrubEnv, store: StateStore, good: bool, cmdline: str) -> list[s
 
     state = store.load().state
     name = booted(state, cmdline) or "an entry bootguard does not know"
-    outcome = Outcome.GOOD if good else Outcome.FAILED
+    outcome = AttemptKind.GOOD if good else AttemptKind.FAILED
     word = "good" if good else "bad"
     trial = state.trial if good and state.trial is not None and name == state.trial.filename else None
     now = time.time()

@@ -23,7 +23,7 @@ import time
 from bootguard.errors import ReadOnlyError
 from bootguard.model._frozen import Frozen
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import BAD, BLESSED, GOOD, Outcome
+from bootguard.model.state import BAD, BLESSED, GOOD, AttemptKind
 from bootguard.services import fallback, golden, statetrial
 from bootguard.services.bless import MarkOutcome, Verb, mark
 
@@ -80,7 +80,7 @@ def passed(
     now = time.time()
 
     def change(s: State) -> State:  # (2)
-        s = s.with_attempt(booted, Outcome.GOOD, None, now).with_halted(None).with_verdict(GOOD)
+        s = s.with_attempt(booted, AttemptKind.GOOD, None, now).with_halted(None).with_verdict(GOOD)
         return s.with_trial_end(BLESSED, None, now) if trial is not None and s.trial is not None else s
 
     store.update(change)
@@ -184,7 +184,7 @@ def failed(view: BootView, store: StateStore, reason: str, *, may_halt: bool = T
     now = time.time()
 
     def change(s: State) -> State:  # (2)
-        s = s.with_attempt(booted, Outcome.FAILED, "validation-failed", now).with_verdict(BAD)
+        s = s.with_attempt(booted, AttemptKind.FAILED, "validation-failed", now).with_verdict(BAD)
         return s.with_halted(why) if why is not None else s
 
     store.update(change)

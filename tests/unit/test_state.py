@@ -17,9 +17,9 @@ from bootguard.model.state import (
     MAX_FAILED_COMMITS,
     MAX_FINISHED_TRIALS,
     VERSION,
+    AttemptKind,
     Attempts,
     Golden,
-    Outcome,
     State,
     Trial,
     TrialEnd,
@@ -93,11 +93,11 @@ def test_state_is_frozen() -> None:
 def test_with_attempt_counts_each_outcome_and_the_good_streak() -> None:
     """ATTEMPTED counts boots, GOOD counts blessings and extends the streak, FAILED resets it."""
     s = State.initial()
-    s = s.with_attempt("a.conf", Outcome.ATTEMPTED, None, 1.0)
-    s = s.with_attempt("a.conf", Outcome.GOOD, None, 2.0)
-    s = s.with_attempt("a.conf", Outcome.GOOD, None, 3.0)
+    s = s.with_attempt("a.conf", AttemptKind.ATTEMPTED, None, 1.0)
+    s = s.with_attempt("a.conf", AttemptKind.GOOD, None, 2.0)
+    s = s.with_attempt("a.conf", AttemptKind.GOOD, None, 3.0)
     assert s.good_streak == 2
-    s = s.with_attempt("a.conf", Outcome.FAILED, "watchdog", 4.0)
+    s = s.with_attempt("a.conf", AttemptKind.FAILED, "watchdog", 4.0)
     assert s.attempts_for("a.conf") == Attempts(
         boots=1, good=2, failures=1, last_cause="watchdog", last_time=4.0
     )
@@ -109,13 +109,13 @@ def test_attempt_order_does_not_change_equality() -> None:
     """Counters recorded in a different order give an equal state and identical JSON."""
     a = (
         State.initial()
-        .with_attempt("x", Outcome.ATTEMPTED, None, 1)
-        .with_attempt("y", Outcome.ATTEMPTED, None, 1)
+        .with_attempt("x", AttemptKind.ATTEMPTED, None, 1)
+        .with_attempt("y", AttemptKind.ATTEMPTED, None, 1)
     )
     b = (
         State.initial()
-        .with_attempt("y", Outcome.ATTEMPTED, None, 1)
-        .with_attempt("x", Outcome.ATTEMPTED, None, 1)
+        .with_attempt("y", AttemptKind.ATTEMPTED, None, 1)
+        .with_attempt("x", AttemptKind.ATTEMPTED, None, 1)
     )
     assert a == b
     assert a.to_json() == b.to_json()
@@ -124,7 +124,11 @@ def test_attempt_order_does_not_change_equality() -> None:
 
 def test_without_attempts_forgets_one_entry() -> None:
     """Forgetting one entry's counters keeps the others."""
-    s = State.initial().with_attempt("x", Outcome.FAILED, "c", 1).with_attempt("y", Outcome.GOOD, None, 1)
+    s = (
+        State.initial()
+        .with_attempt("x", AttemptKind.FAILED, "c", 1)
+        .with_attempt("y", AttemptKind.GOOD, None, 1)
+    )
     assert [k for k, _ in s.without_attempts("x").attempts] == ["y"]
 
 
@@ -305,8 +309,8 @@ def test_history_belongs_to_the_generation_not_the_counter_of_the_moment() -> No
     assert generation_key("gen+0-2.conf") == "gen.conf"
     assert generation_key("uki+1-1.efi") == "uki.efi"
     s = State.initial().with_trial(Trial("gen-5.conf", "gen-5.conf", 3, 0.0, commit="dddd"))
-    s = s.with_attempt("bootguard-trial+2-1.conf", Outcome.FAILED, "kernel-panic", 1.0)
-    s = s.with_attempt("bootguard-trial+1-2.conf", Outcome.GOOD, None, 2.0)
+    s = s.with_attempt("bootguard-trial+2-1.conf", AttemptKind.FAILED, "kernel-panic", 1.0)
+    s = s.with_attempt("bootguard-trial+1-2.conf", AttemptKind.GOOD, None, 2.0)
     assert s.attempts_map == {"gen-5.conf": Attempts(0, 1, 1, "kernel-panic", 2.0)}
     assert s.running_commit("bootguard-trial+1-2.conf") == "dddd"
     blessed = s.with_trial_end(BLESSED, None, 3.0)

@@ -6,7 +6,7 @@ import stat
 from pathlib import Path
 
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Golden, Outcome, State
+from bootguard.model.state import AttemptKind, Golden, State
 from bootguard.seams.statestore import StateStore
 from bootguard.validator import metrics
 from bootguard.validator.results import CheckResult, Report, Result
@@ -26,9 +26,9 @@ def test_render_covers_every_documented_metric() -> None:
     """Attempts, failures by cause, rollbacks, golden, last good boot, validation and per-check values."""
     state = (
         State.initial()
-        .with_attempt("a.conf", Outcome.ATTEMPTED, None, 1.0)
-        .with_attempt("a.conf", Outcome.ATTEMPTED, None, 2.0)
-        .with_attempt("a.conf", Outcome.GOOD, None, 2.0)
+        .with_attempt("a.conf", AttemptKind.ATTEMPTED, None, 1.0)
+        .with_attempt("a.conf", AttemptKind.ATTEMPTED, None, 2.0)
+        .with_attempt("a.conf", AttemptKind.GOOD, None, 2.0)
         .with_golden(Golden("a.conf", "a.conf", 41, 3.0))
     )
     events = [
