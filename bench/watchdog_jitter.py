@@ -45,8 +45,8 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     It imports no more than the daemon does (subprocess, tempfile live in the measuring side)."""
     import json
 
-    from bootguard.seams.watchdog import PingMode, WatchdogDevice
     from bootguard.seams.sdnotify import NullSender
+    from bootguard.seams.watchdog import PingMode, WatchdogDevice
     from bootguard.services.keepalive import Keepalive, KeepaliveConfig, StopSignal
 
     stamps: list[float] = []
