@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.earlyboot.observe import BOOTGUARD_GUID
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 

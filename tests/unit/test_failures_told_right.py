@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 LOADER = "systemd-boot 252.39-1~deb12u2"

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.seams import esp as esp_seam
 from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 if TYPE_CHECKING:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.model.loader import BootSimulation
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 LOADERS = ("systemd-boot 252.39-1~deb12u2", "systemd-boot 257.13-1~deb13u1", "systemd-boot 262.1-1")

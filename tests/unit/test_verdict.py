@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
 from bootguard.services import verdict
 from bootguard.services.bootview import BootView
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 
