@@ -15,7 +15,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final, Protocol
 
-    from bootguard.earlyboot.decide import BootPlan
     from bootguard.model.state import State, Trial
     from bootguard.seams.statestore import StateStore
 
@@ -54,19 +53,19 @@ ACTIONS = (
 )
 
 
-def carry_out(port: Port, store: StateStore, decision: BootPlan) -> list[str]:
-    """The decision's actions in order; returns those done."""
+def carry_out(port: Port, store: StateStore, actions: tuple[str, ...], ended: Trial | None) -> list[str]:
+    """The plan's actions in order (`ended`: the trial the plan ends); returns those done."""
     done: list[str] = []
-    for action in decision.actions:
+    for action in actions:
         if action == REBOOT:
-            if len(done) == len(decision.actions) - 1:
+            if len(done) == len(actions) - 1:
                 done.append(action)
             continue
         if action == FORGET_TRIAL:  # recorded already; nothing to change on the loader
             done.append(action)
             continue
         try:
-            _do(action, port, store, decision)
+            _do(action, port, store, ended)
             done.append(action)
         except BootguardError as exc:
             if action == RETRY_TRIAL:  # the try was never armed: take the pending marker back
@@ -80,15 +79,15 @@ def unarm(state: State) -> State:
     return state.with_trial(t.evolve(attempt=t.attempt - 1)) if t and t.attempt > t.failures else state
 
 
-def _do(action: str, port: Port, store: StateStore, decision: BootPlan) -> None:
+def _do(action: str, port: Port, store: StateStore, ended: Trial | None) -> None:
     state = store.load().state  # a retry's try number is in it already: the pending marker
     if action in (ABANDON_TRIAL, REMOVE_TRIAL_COPY):
         left = port.remove_trial_copies()
         if left:
             store.append_event(Event.new(EventKind.POLICY_CORRECTED, f"the trial's copy stays: {left}"))
     elif action == FINISH_TRIAL:
-        if decision.ended is not None:
-            port.restore_default(decision.ended.saved_default)
+        if ended is not None:
+            port.restore_default(ended.saved_default)
         port.remove_trial_copies()
     elif action == RESTORE_DEFAULT:
         last = state.finished_trials[-1] if state.finished_trials else None

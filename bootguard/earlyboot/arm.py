@@ -6,7 +6,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.earlyboot.step import Options
+    from bootguard.earlyboot.observe import Options
 
 
 def arm_watchdog(opts: Options) -> str:

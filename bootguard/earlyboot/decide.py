@@ -399,7 +399,9 @@ def _grub(obs: Observation, env: dict[str, str], cmdline: str) -> BootPlan:
     says which one this is, and bootguard counts every try (GRUB has no counter)."""
     earlier = _earlier(obs, None)
     events, failures = list(earlier.events), list(earlier.failures)
-    booted = decide_trial.grub_booted(obs.state, cmdline)
+    from bootguard.services.grubtrial import booted as grub_booted  # GRUB hosts only
+
+    booted = grub_booted(obs.state, cmdline)
     t = decide_trial.state_trial_of(obs.state)
     facts = decide_trial.grub_facts(obs.state, t, env, cmdline) if t else None
     if facts is None or not facts.on_trial:

@@ -80,16 +80,9 @@ def sdboot_facts(view: BootView, t: Trial, state: State) -> TrialFacts:
     )
 
 
-def grub_booted(state: State, cmdline: str) -> str | None:
-    """Which of golden and the trial this boot is, by the kernel command-line token pinned with it."""
-    words = cmdline.split()
-    for e in (state.trial, state.golden):
-        if e is not None and e.cmdline and e.cmdline in words:
-            return e.filename
-    return None
-
-
 def grub_facts(state: State, t: Trial, env: dict[str, str], cmdline: str) -> TrialFacts:
+    from bootguard.services.grubtrial import booted as grub_booted  # GRUB hosts only
+
     return TrialFacts(
         on_trial=grub_booted(state, cmdline) == t.filename,
         target_present=True,  # GRUB's menu is generated; an unknown next_entry falls back to the default

@@ -17,13 +17,52 @@ from bootguard.model.state import State
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.earlyboot.step import Options
+    from typing import Any
+
     from bootguard.seams.statestore import StateStore
     from bootguard.services.bootview import BootView
 
 PSTORE_DIR = "/sys/fs/pstore"
 BOOTGUARD_GUID = "b0075a7e-9d1e-4c1e-8f4b-3b6f0a5e2c11"  # bootguard's own EFI variable namespace
 FAILURE_VAR = "BootguardInitrdFailure"
+
+
+class Options(Frozen):
+    """What `bootguard initrd` was told: where to look, what to arm, whether to write."""
+
+    __slots__ = (
+        "boot_id",
+        "cmdline",
+        "dry_run",
+        "efivars",
+        "esp",
+        "grub_env",
+        "mount_esp",
+        "pstore",
+        "spool_dir",
+        "state_dir",
+        "watchdog_device",
+        "watchdog_sysfs",
+        "watchdog_timeout",
+        "xbootldr",
+    )
+    esp: str | None
+    xbootldr: str | None
+    efivars: str
+    state_dir: str
+    spool_dir: str
+    watchdog_device: str | None
+    watchdog_timeout: int | None
+    watchdog_sysfs: str
+    pstore: str
+    dry_run: bool
+    mount_esp: bool
+    boot_id: str | None
+    grub_env: str | None  # a GRUB host: its environment block (then no systemd-boot view is read)
+    cmdline: str  # the kernel command line's file (GRUB hosts: which entry is booted)
+
+    def __init__(self, **kw: Any) -> None:
+        self._init(**{"grub_env": None, "cmdline": "/proc/cmdline", **kw})
 
 
 class Observation(Frozen):

@@ -13,57 +13,18 @@ import time
 
 from bootguard.earlyboot import act, decide, observe, record
 from bootguard.earlyboot.arm import arm_watchdog
-from bootguard.earlyboot.observe import BOOTGUARD_GUID, FAILURE_VAR
+from bootguard.earlyboot.observe import BOOTGUARD_GUID, FAILURE_VAR, Options
 from bootguard.errors import BootguardError, ReadOnlyError
-from bootguard.model._frozen import Frozen
 from bootguard.seams import fs
 from bootguard.seams.statestore import StateStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from bootguard.earlyboot.act import Port
     from bootguard.earlyboot.observe import Observation
 
 MAX_NOTES = 4  # initrd-failure reasons kept in the EFI variable (each ≤ 200 characters)
 LOCK_BOUND = 10.0  # seconds the early-boot step waits for another writer of the state; then it goes on
-
-
-class Options(Frozen):
-    __slots__ = (
-        "boot_id",
-        "cmdline",
-        "dry_run",
-        "efivars",
-        "esp",
-        "grub_env",
-        "mount_esp",
-        "pstore",
-        "spool_dir",
-        "state_dir",
-        "watchdog_device",
-        "watchdog_sysfs",
-        "watchdog_timeout",
-        "xbootldr",
-    )
-    esp: str | None
-    xbootldr: str | None
-    efivars: str
-    state_dir: str
-    spool_dir: str
-    watchdog_device: str | None
-    watchdog_timeout: int | None
-    watchdog_sysfs: str
-    pstore: str
-    dry_run: bool
-    mount_esp: bool
-    boot_id: str | None
-    grub_env: str | None  # a GRUB host: its environment block (then no systemd-boot view is read)
-    cmdline: str  # the kernel command line's file (GRUB hosts: which entry is booted)
-
-    def __init__(self, **kw: Any) -> None:
-        self._init(**{"grub_env": None, "cmdline": "/proc/cmdline", **kw})
 
 
 def archive_pstore(pstore: str, archive: str) -> int:
@@ -206,7 +167,7 @@ def _assess(opts: Options, report: dict[str, object]) -> None:
             EfiVars(opts.efivars).delete(FAILURE_VAR, BOOTGUARD_GUID)
         port = _port(opts, obs)
         if port is not None:
-            done = act.carry_out(port, store, decision)
+            done = act.carry_out(port, store, decision.actions, decision.ended)
             rebooting = act.REBOOT in done
             report["done"], report["reboot"] = done, rebooting
             if act.REBOOT in decision.actions and not rebooting:

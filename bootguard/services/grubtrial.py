@@ -133,9 +133,12 @@ def start(
 
 
 def booted(state: State, cmdline: str) -> str | None:
-    from bootguard.earlyboot.decide_trial import grub_booted
-
-    return grub_booted(state, cmdline)
+    """Which of golden and the trial this boot is, by the kernel command-line token pinned with it."""
+    words = cmdline.split()
+    for e in (state.trial, state.golden):
+        if e is not None and e.cmdline and e.cmdline in words:
+            return e.filename
+    return None
 
 
 def verdict(env: GrubEnv, store: StateStore, good: bool, cmdline: str) -> list[str]:

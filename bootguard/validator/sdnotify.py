@@ -35,9 +35,9 @@ def _line(text: str) -> str:
 
 
 def _warn(message: str) -> None:
-    from bootguard.cli.output import warn
+    import sys
 
-    warn(f"bootguard: warning: {message}")
+    print(f"bootguard: warning: {message}", file=sys.stderr, flush=True)
 
 
 class Notifier:

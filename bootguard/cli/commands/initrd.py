@@ -68,7 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
-    from bootguard.earlyboot.step import Options
+    from bootguard.earlyboot.observe import Options
     from bootguard.earlyboot.step import run as run_step
 
     opts = Options(
