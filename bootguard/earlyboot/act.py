@@ -83,7 +83,7 @@ def _do(action: str, port: Port, store: StateStore, ended: Trial | None) -> None
     state = store.load().state  # a retry's try number is in it already: the pending marker
     if action in (ABANDON_TRIAL, REMOVE_TRIAL_COPY):
         left = port.remove_trial_copies()
-        if left:
+        if left and action == ABANDON_TRIAL:  # said once, when the trial ends; not on every boot after
             store.append_event(Event.new(EventKind.POLICY_CORRECTED, f"the trial's copy stays: {left}"))
     elif action == FINISH_TRIAL:
         if ended is not None:
