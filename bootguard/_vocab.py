@@ -53,8 +53,23 @@ else:
         def __len__(cls):
             return len(cls._order)
 
+        def __getitem__(cls, key):
+            # by name, as enum's; by position, as the sequence the class also is (for hypothesis)
+            if isinstance(key, str):
+                member = cls.__dict__.get(key)
+                if type(member) is cls:
+                    return member
+                raise KeyError(key)
+            return cls._order[key]
+
         def __setattr__(cls, key, value):
             raise AttributeError(f"{cls.__name__} is a closed vocabulary")
+
+    # The classes are ordered collections of their members (what `random.choice` or hypothesis's
+    # `sampled_from` take, as they take an enum); _collections_abc is loaded by `os` already.
+    import _collections_abc
+
+    _collections_abc.Sequence.register(_Meta)
 
     class Vocab(metaclass=_Meta):
         __slots__ = ("name", "value")

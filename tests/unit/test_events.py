@@ -33,7 +33,7 @@ json_values = st.recursive(
 events = st.builds(
     Event,
     time=st.floats(min_value=0, max_value=4e9, allow_nan=False),
-    kind=st.sampled_from(list(EventKind)),
+    kind=st.sampled_from(EventKind),
     message=text,
     boot_id=st.none() | text,
     entry=st.none() | text,
