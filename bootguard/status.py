@@ -95,30 +95,19 @@ def _last_validation(state_dir: str) -> object:
         return {"error": f"unreadable: {exc}"}
 
 
-def _gitops_part(state_dir: str) -> list[dict[str, object]]:
-    """Per GitOps repository: what is deployed, the failed commit not retried, saved backups."""
+def _gitops_part(state_dir: str, running: object = None) -> list[dict[str, object]]:
+    """Per GitOps repository: running/deployed/failed commits, why, saved backups (gitops/report.py)."""
     if not os.path.exists(os.path.join(state_dir, "gitops.json")):
         return []  # no GitOps on this host: keep status free of the userland imports below
-    from bootguard.gitops.backups import list_backups, restore_steps
+    from bootguard.gitops.fleet_state import with_fleet  # fleet (issue 16): quarantine/canary hold
     from bootguard.gitops.record import GitopsRecord
+    from bootguard.gitops.report import repo_status
 
-    out: list[dict[str, object]] = []
-    for repo, rec in GitopsRecord.load(state_dir).repos.items():
-        try:
-            backups = list_backups(repo)
-        except BootguardError:
-            backups = []
-        out.append(
-            {
-                "repo": repo,
-                "deployed": rec.deployed,
-                "failed": None
-                if rec.failed is None
-                else {"commit": rec.failed.commit, "stage": rec.failed.stage, "reason": rec.failed.reason},
-                "backups": [{**b.to_dict(), "restore": restore_steps(repo, b, "BRANCH")} for b in backups],
-            }
-        )
-    return out
+    commit = running if isinstance(running, str) else None
+    return [
+        with_fleet(state_dir, repo_status(repo, rec, commit))
+        for repo, rec in GitopsRecord.load(state_dir).repos.items()
+    ]
 
 
 def advice(report: dict[str, object]) -> list[str]:
@@ -178,7 +167,7 @@ def report(
         out["events"] = []
     out["last_validation"] = _last_validation(state_dir)
     try:
-        out["gitops"] = _gitops_part(state_dir)
+        out["gitops"] = _gitops_part(state_dir, out.get("running_commit"))
     except BootguardError as exc:
         problems.append(exc.message)
         out["gitops"] = []

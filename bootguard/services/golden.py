@@ -115,15 +115,24 @@ def pin(
         pinned_at=now,
         commit=commit or known,
     )
-    fallback.install_golden_copy(view, entry)
     gcroot = _gc_root(nix_root, generation) if generation is not None else None
-    store.update(lambda s: s.evolve(golden=golden, halted=None))
-    store.append_event(
-        Event.new(
-            EventKind.GOLDEN_PINNED,
-            f"golden is now {entry.filename}" + (f" (NixOS generation {generation})" if generation else ""),
-            entry=entry.filename,
-            data={"generation": generation, "gcroot": gcroot, "commit": golden.commit},
-        )
-    )
+
+    def record() -> None:  # the ESP copy is undone if the state or the event log cannot be written
+        before = store.load().state
+        store.update(lambda s: s.evolve(golden=golden, halted=None))
+        try:
+            store.append_event(
+                Event.new(
+                    EventKind.GOLDEN_PINNED,
+                    f"golden is now {entry.filename}"
+                    + (f" (NixOS generation {generation})" if generation else ""),
+                    entry=entry.filename,
+                    data={"generation": generation, "gcroot": gcroot, "commit": golden.commit},
+                )
+            )
+        except BaseException:
+            store.update(lambda s: s.evolve(golden=before.golden, halted=before.halted))
+            raise
+
+    fallback.install_golden_copy(view, entry, commit=record)
     return golden

@@ -46,7 +46,7 @@ def mark(paths: HostPaths, verb: Verb, *, finish_trial: bool = True) -> dict[str
     store = StateStore(paths.state_dir)
     booted = view.booted.filename if view.booted else None
     if verb is Verb.GOOD:
-        done = verdict.passed(view, store, EfiVars(paths.efivars), end_trial=finish_trial)
+        done = verdict.passed(view, store, EfiVars(paths.efivars), end_trial=finish_trial, by_hand=True)
         result, messages = done.mark, list(done.messages)
     elif verb is Verb.BAD:
         done = verdict.failed(view, store, "marked bad with `bootguard mark bad`", may_halt=False)

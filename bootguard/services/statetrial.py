@@ -29,6 +29,7 @@ from bootguard.errors import NotFoundError
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
 from bootguard.model.state import Backend, Trial
+from bootguard.seams.staging import Staging, later
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -130,18 +131,30 @@ def start(
     )
     fallback.remove_copies_if_writable(view)  # an earlier loader-counted trial's copy is not this trial
     # The pending marker goes first: a one-shot boot that happens must always find its try recorded.
-    store.update(lambda s: s.evolve(trial=trial, halted=None))
-    efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
-    efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
-    store.append_event(
-        Event.new(
-            EventKind.TRIAL_STARTED,
-            f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
-            f"(each try is a one-shot boot; {golden.filename} is the default)",
-            entry=entry.filename,
-            data={"tries": tries, "backend": Backend.STATE.value, "commit": commit},
+    # A later failure undoes the earlier steps (issue 15.4): the old configuration stays.
+    with Staging() as undo:
+        old_default, old_oneshot = efi.read_str(fallback.DEFAULT_VAR), efi.read_str(ONESHOT_VAR)
+        store.update(lambda s: s.evolve(trial=trial, halted=None))
+        undo.push(
+            "restore the state",
+            later(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
         )
-    )
+        undo.push(
+            f"restore {fallback.DEFAULT_VAR}",
+            later(fallback.put_var, efi, fallback.DEFAULT_VAR, old_default),
+        )
+        efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
+        undo.push(f"restore {ONESHOT_VAR}", later(fallback.put_var, efi, ONESHOT_VAR, old_oneshot))
+        efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
+        store.append_event(
+            Event.new(
+                EventKind.TRIAL_STARTED,
+                f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
+                f"(each try is a one-shot boot; {golden.filename} is the default)",
+                entry=entry.filename,
+                data={"tries": tries, "backend": Backend.STATE.value, "commit": commit},
+            )
+        )
     return trial
 
 

@@ -25,7 +25,7 @@ from bootguard.model._frozen import Frozen
 from bootguard.model.events import Event, EventKind
 from bootguard.model.state import BAD, BLESSED, GOOD, AttemptKind
 from bootguard.services import fallback, golden, statetrial
-from bootguard.services.bless import MarkOutcome, Verb, mark
+from bootguard.services.bless import MarkOutcome, MarkResult, Verb, mark
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from bootguard.model.state import State, Trial
     from bootguard.seams.efivars import EfiVars
     from bootguard.seams.statestore import StateStore
-    from bootguard.services.bless import MarkResult
     from bootguard.services.bootview import BootView
 
 CONTINUE: Final = "continue"  # the boot is good
@@ -71,8 +70,11 @@ def passed(
     *,
     promote_after: int | None = None,
     end_trial: bool = True,
+    by_hand: bool = False,
 ) -> Consequence:
-    """Bless this boot (gathered once, by the caller); `end_trial=False` leaves a trial running."""
+    """Bless this boot (gathered once, by the caller); `end_trial=False` leaves a trial running.
+    `by_hand` (`bootguard mark good`): a boot the loader did not count is logged as such, as
+    systemd-bless-boot reports it, not as blessed; its verdict is recorded all the same."""
     before = store.load().state
     result = mark(view, Verb.GOOD) if view.counted else None  # (1)
     booted = booted_name(view)
@@ -87,9 +89,13 @@ def passed(
     left = _give_back_configuration(view, efi, trial, result) if trial is not None else None  # (3)
     messages = [result.describe()] if result is not None else []
     renamed = {"from": result.old_path, "to": result.new_path} if result is not None else None
-    store.append_event(  # (4)
-        Event.new(EventKind.BLESSED, f"boot of {booted} validated good", entry=booted, data=renamed)
-    )
+    if by_hand and result is None:  # (4)
+        uncounted = MarkResult(Verb.GOOD, MarkOutcome.NOT_COUNTED).describe()
+        store.append_event(Event.new(EventKind.NOT_COUNTED, uncounted, entry=booted))
+    else:
+        store.append_event(
+            Event.new(EventKind.BLESSED, f"boot of {booted} validated good", entry=booted, data=renamed)
+        )
     if trial is not None:
         store.append_event(
             Event.new(

@@ -20,6 +20,11 @@ HELP = "record that this boot ends in an orderly shutdown or reboot (run by boot
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boot-id", help=argparse.SUPPRESS)  # tests: the kernel's boot id otherwise
     parser.add_argument("--spool-dir", default="/run/bootguard/spool", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--at-start",
+        action="store_true",
+        help="record nothing: say that this boot's orderly end will be recorded (the unit's ExecStart)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -28,6 +33,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.model.events import read_boot_id
     from bootguard.seams.statestore import StateStore
 
+    if args.at_start:
+        return report(ctx, {"messages": ["an orderly shutdown or reboot of this boot will be recorded"]})
     store = StateStore(ctx.state_dir)
     merge_spool(store, args.spool_dir)  # the initrd's record of this boot, if it could only spool it
     message = record_shutdown(store, args.boot_id or read_boot_id())

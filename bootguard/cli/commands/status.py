@@ -77,6 +77,8 @@ def _plain(r: dict[str, object]) -> list[str]:
         if g.get("failed"):
             f = g["failed"]
             lines.append(f"  failed:   {f['commit'][:12]} at {f['stage']}: {f['reason']} (not retried)")
+        for note in g.get("notes") or []:
+            lines.append(f"  note:     {note}")
         for b in g.get("backups") or []:
             lines.append(f"  backup:   {b['ref']} {b['commit'][:12]} {b['subject']}")
             lines.append(f"            restore: {b['restore'][1]}")

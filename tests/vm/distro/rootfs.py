@@ -43,6 +43,7 @@ PACKAGES: tuple[str, ...] = (
     "python3-cffi-backend",  # the cffi watchdog extension's runtime
     "kmod",
     "iproute2",
+    "git",  # the GitOps phases (test_distro_gitops.py): host B's configuration repository
 )
 # Documentation and translations are a third of minbase + python3 and nothing in the guest reads them.
 DPKG_OPTIONS: tuple[str, ...] = (
