@@ -51,8 +51,9 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     It imports no more than the daemon does (subprocess, tempfile live in the measuring side)."""
     import json
 
+    from bootguard.seams.sdnotify import NullSender
     from bootguard.seams.watchdog import PingMode, WatchdogDevice
-    from bootguard.services.keepalive import Keepalive, KeepaliveConfig, NullNotifier, StopSignal
+    from bootguard.services.keepalive import Keepalive, KeepaliveConfig, StopSignal
 
     stamps: list[float] = []
 
@@ -92,7 +93,7 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     device.start_pinger = start_pinger  # type: ignore[assignment,method-assign]
     from bootguard.errors import BootguardError
 
-    keepalive = Keepalive(device, config, notifier=NullNotifier(), log=lambda m: print(m, file=sys.stderr))
+    keepalive = Keepalive(device, config, notifier=NullSender(), log=lambda m: print(m, file=sys.stderr))
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     try:
         report = keepalive.run(stop)

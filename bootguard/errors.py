@@ -8,10 +8,10 @@ code. Standard library only: the early-boot path imports this module.
 
 from __future__ import annotations
 
-import enum
+from bootguard._vocab import IntVocab
 
 
-class ExitCode(enum.IntEnum):
+class ExitCode(IntVocab):
     """Exit codes of the `bootguard` command (documented in README.md)."""
 
     OK = 0

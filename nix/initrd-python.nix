@@ -32,7 +32,7 @@ let
   # -X importtime does not report. See the loop below.
   lazyModules = [
     "bootguard.cli.commands.initrd"
-    "bootguard.services.initrd_step"
+    "bootguard.earlyboot.step"
     "bootguard.seams.proc"
     "bootguard.seams._wd_native"
     "bootguard.seams._wd_python"

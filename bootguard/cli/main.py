@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "initrd-files": "initrd_files",
     "watchdog": "watchdog",
     "validate": "validate",
+    "record-shutdown": "record_shutdown",
     "check": "check",
     "commit": "commit",
     "upgrade": "upgrade",

@@ -10,12 +10,19 @@ truth, two parsers.
 
 from __future__ import annotations
 
-import types
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
+    from types import SimpleNamespace
+
+
+class Parsed:
+    """What `parse_fast` returns: attributes as argparse.Namespace (types.SimpleNamespace would
+    import `types` on the early-boot path for nothing more)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
 
 
 class Opt:
@@ -50,7 +57,7 @@ def add_to(parser: argparse.ArgumentParser, table: Sequence[Opt]) -> None:
 
 def parse_fast(
     argv: Sequence[str], command: str, globals_: Sequence[Opt], table: Sequence[Opt]
-) -> types.SimpleNamespace | None:
+) -> SimpleNamespace | None:
     """Parse `[GLOBALS] command [GLOBALS|OPTIONS]` with `--flag value` / `--flag=value` forms only."""
     known = {o.flag: o for o in (*globals_, *table)}
     values: dict[str, object] = {o.dest: (False if o.kind is None else o.default) for o in known.values()}
@@ -78,4 +85,4 @@ def parse_fast(
             values[o.dest] = o.kind(inline)
         except ValueError:
             return None
-    return types.SimpleNamespace(**values) if seen_command else None
+    return Parsed(**values) if seen_command else None  # type: ignore[return-value]

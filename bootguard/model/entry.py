@@ -16,8 +16,7 @@ entries that already carry a problem can differ).
 
 from __future__ import annotations
 
-import enum
-
+from bootguard._vocab import Vocab
 from bootguard.model._frozen import Frozen
 from bootguard.model.counter import CountedName, Counter
 from bootguard.model.glob import ascii_lower
@@ -55,23 +54,23 @@ _KNOWN_KEYS = frozenset(
 )
 
 
-class EntryType(enum.Enum):
+class EntryType(Vocab):
     TYPE1 = "type1"  # loader/entries/*.conf
     TYPE2 = "type2"  # EFI/Linux/*.efi (unified kernel image)
 
 
-class EntryStatus(enum.Enum):
+class EntryStatus(Vocab):
     GOOD = "good"  # no counter (never counted, or blessed)
     INDETERMINATE = "indeterminate"  # counted, tries left > 0
     BAD = "bad"  # counted, no tries left
 
 
-class Partition(enum.Enum):
+class Partition(Vocab):
     ESP = "esp"
     XBOOTLDR = "xbootldr"
 
 
-class LoaderKind(enum.Enum):
+class LoaderKind(Vocab):
     """How systemd-boot starts the entry (its LoaderType)."""
 
     LINUX = "linux"
@@ -81,7 +80,7 @@ class LoaderKind(enum.Enum):
     TYPE2 = "type2"
 
 
-class IdScheme(enum.Enum):
+class IdScheme(Vocab):
     """How a systemd-boot version derives entry ids (see `bootguard.model.loader.LoaderVersion.id_scheme`).
 
     The id is what LoaderEntrySelected, LoaderEntries and LoaderEntryLastBooted hold and what

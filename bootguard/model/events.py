@@ -8,9 +8,9 @@ the JSON goes through `jsoncodec`, json's own output without importing `re` (ear
 
 from __future__ import annotations
 
-import enum
 import time as _time
 
+from bootguard._vocab import Vocab
 from bootguard.errors import StateError
 from bootguard.model._frozen import Frozen
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
-class EventKind(enum.Enum):
+class EventKind(Vocab):
     """What happened. The string values are the on-disk vocabulary."""
 
     BOOT_ATTEMPTED = "boot-attempted"
@@ -52,6 +52,7 @@ class EventKind(enum.Enum):
     BACKUP_SAVED = "backup-saved"
     PROMOTED = "promoted"
     STATE_RECOVERED = "state-recovered"
+    BOOT_ENDED = "boot-ended"  # an orderly shutdown or reboot before any verdict (not a failure)
 
 
 def read_boot_id(path: str | None = None) -> str | None:

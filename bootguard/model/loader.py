@@ -27,9 +27,7 @@ LoaderEntrySysFail (258+, firmware-reported failures) is not modelled.
 
 from __future__ import annotations
 
-import enum
-from functools import cmp_to_key
-
+from bootguard._vocab import Vocab
 from bootguard.model._frozen import Frozen
 from bootguard.model.entry import BootEntry, EntryStatus, IdScheme, LoaderKind, parse_key_values
 from bootguard.model.glob import ascii_lower, efi_fnmatch
@@ -274,16 +272,23 @@ def compare_entries(a: BootEntry, b: BootEntry, scheme: IdScheme) -> int:
 def sort_entries(entries: Iterable[BootEntry], scheme: IdScheme) -> list[BootEntry]:
     """The entries in systemd-boot's menu order (stable: ties keep the given order)."""
 
-    def by_menu_position(a: BootEntry, b: BootEntry) -> int:
-        return compare_entries(a, b, scheme)
+    class MenuPosition:
+        # functools.cmp_to_key without functools: it pulls collections and more onto the early-boot path
+        __slots__ = ("entry",)
 
-    return sorted(entries, key=cmp_to_key(by_menu_position))
+        def __init__(self, entry: BootEntry) -> None:
+            self.entry = entry
+
+        def __lt__(self, other: MenuPosition) -> bool:
+            return compare_entries(self.entry, other.entry, scheme) < 0
+
+    return sorted(entries, key=MenuPosition)
 
 
 # --- selection -------------------------------------------------------------------------------------
 
 
-class SelectionReason(enum.Enum):
+class SelectionReason(Vocab):
     ONESHOT = "oneshot"  # LoaderEntryOneShot (read once, then deleted by the loader)
     EFI_PREFERRED = "efi-preferred"  # LoaderEntryPreferred (260+, skips bad entries)
     CONF_PREFERRED = "conf-preferred"  # loader.conf `preferred` (260+, skips bad entries)

@@ -10,8 +10,7 @@ only; `json` is imported where it is used.
 
 from __future__ import annotations
 
-import enum
-
+from bootguard._vocab import Vocab
 from bootguard.errors import StateError
 from bootguard.model._frozen import Frozen
 
@@ -25,7 +24,7 @@ VERSION = 1
 MAX_FAILED_COMMITS = 100
 
 
-class Outcome(enum.Enum):
+class AttemptKind(Vocab):
     """What one boot of an entry came to, as far as the attempt counters are concerned."""
 
     ATTEMPTED = "attempted"
@@ -91,7 +90,7 @@ class Golden(Frozen):
         )
 
 
-class Backend(enum.Enum):
+class Backend(Vocab):
     """Who counts a trial's tries."""
 
     LOADER = "loader"  # systemd-boot, in the trial copy's file name (`+LEFT-DONE`)
@@ -241,15 +240,15 @@ class Attempts(Frozen):
             commit=commit,
         )
 
-    def record(self, outcome: Outcome, cause: str | None, when: float) -> Attempts:
+    def record(self, outcome: AttemptKind, cause: str | None, when: float) -> Attempts:
         """These counters after one more `outcome`."""
-        if outcome is Outcome.ATTEMPTED:
+        if outcome is AttemptKind.ATTEMPTED:
             return self.evolve(boots=self.boots + 1, last_time=float(when))
-        if outcome is Outcome.GOOD:
+        if outcome is AttemptKind.GOOD:
             return self.evolve(good=self.good + 1, last_time=float(when))
-        if outcome is Outcome.FAILED:
+        if outcome is AttemptKind.FAILED:
             return self.evolve(failures=self.failures + 1, last_cause=cause, last_time=float(when))
-        raise AssertionError(outcome)  # pragma: no cover - exhaustive over Outcome
+        raise AssertionError(outcome)  # pragma: no cover - exhaustive over AttemptKind
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -293,7 +292,17 @@ class TrialEnd(Frozen):
     increasing within one state, so a reader (GitOps) can remember which ends it has acted on.
     """
 
-    __slots__ = ("at", "cause", "commit", "entry_id", "filename", "generation", "outcome", "seq")
+    __slots__ = (
+        "at",
+        "cause",
+        "commit",
+        "entry_id",
+        "filename",
+        "generation",
+        "outcome",
+        "saved_default",
+        "seq",
+    )
 
     entry_id: str
     filename: str
@@ -303,6 +312,7 @@ class TrialEnd(Frozen):
     cause: str | None
     at: float
     seq: int
+    saved_default: str | None  # the loader default to give back, should the clean-up be cut short
 
     def __init__(
         self,
@@ -315,6 +325,7 @@ class TrialEnd(Frozen):
         at: float,
         seq: int,
         filename: str | None = None,
+        saved_default: str | None = None,
     ) -> None:
         if outcome not in TRIAL_END_OUTCOMES:
             raise ValueError(f"a trial ends {' or '.join(TRIAL_END_OUTCOMES)}, not {outcome!r}")
@@ -327,10 +338,11 @@ class TrialEnd(Frozen):
             cause=cause,
             at=float(at),
             seq=seq,
+            saved_default=saved_default,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "entry_id": self.entry_id,
             "filename": self.filename,
             "generation": self.generation,
@@ -340,6 +352,9 @@ class TrialEnd(Frozen):
             "at": self.at,
             "seq": self.seq,
         }
+        if self.saved_default is not None:
+            out["saved_default"] = self.saved_default
+        return out
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> TrialEnd:
@@ -356,6 +371,111 @@ class TrialEnd(Frozen):
             cause=r.opt_str("cause"),
             at=r.number("at"),
             seq=r.integer("seq"),
+            saved_default=r.opt_str("saved_default"),
+        )
+
+
+# How a boot ended, as far as bootguard learnt it (BootRecord.verdict; None: no verdict yet).
+GOOD: Final = "good"  # validated and blessed
+BAD: Final = "bad"  # failed validation or marked bad
+REBOOTED: Final = "rebooted"  # bootguard's early-boot step rebooted on purpose (into a try, onto golden)
+SHUTDOWN: Final = "shutdown"  # an orderly shutdown or reboot before any verdict: not a failure
+VERDICTS = (GOOD, BAD, REBOOTED, SHUTDOWN)
+
+if TYPE_CHECKING:
+    BootVerdict = Literal["good", "bad", "rebooted", "shutdown"]
+
+
+class TrialTry(Frozen):
+    """One try of one state-counted trial (a later trial's try 1 is another try)."""
+
+    __slots__ = ("attempt", "started_at", "trial")
+
+    trial: str
+    started_at: float
+    attempt: int
+
+    def __init__(self, trial: str, started_at: float, attempt: int) -> None:
+        self._init(trial=trial, started_at=float(started_at), attempt=attempt)
+
+    @classmethod
+    def of(cls, t: Trial) -> TrialTry:
+        return cls(t.filename, t.started_at, t.attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trial": self.trial, "started_at": self.started_at, "try": self.attempt}
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> TrialTry:
+        r = _Reader(obj, where)
+        return cls(r.string("trial"), r.number("started_at"), r.integer("try"))
+
+
+class BootRecord(Frozen):
+    """What the early-boot step saw of a boot, for the next boot to judge it by: which entry under
+    which name, whether the loader counted it, the loader-counted trial's tries seen so far, which
+    try of a state-counted trial it was, and how it ended (`verdict`, set by the blesser, by
+    `bootguard shutdown-record`, or by the step itself when it reboots on purpose)."""
+
+    __slots__ = ("boot_id", "counted", "entry", "trial_done", "trial_try", "verdict")
+
+    boot_id: str | None
+    entry: str | None  # the booted file name as the step saw it (the loader renames counted files)
+    counted: bool
+    trial_done: int
+    trial_try: TrialTry | None
+    verdict: BootVerdict | None
+
+    def __init__(
+        self,
+        boot_id: str | None,
+        entry: str | None,
+        *,
+        counted: bool = False,
+        trial_done: int = 0,
+        trial_try: TrialTry | None = None,
+        verdict: BootVerdict | None = None,
+    ) -> None:
+        if verdict is not None and verdict not in VERDICTS:
+            raise ValueError(f"a boot's verdict is one of {', '.join(VERDICTS)}, not {verdict!r}")
+        self._init(
+            boot_id=boot_id,
+            entry=entry,
+            counted=counted,
+            trial_done=trial_done,
+            trial_try=trial_try,
+            verdict=verdict,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        # The same keys the untyped record of bootguard <= 0.3 had, so either version reads the other's.
+        out: dict[str, Any] = {
+            "boot_id": self.boot_id,
+            "entry": self.entry,
+            "counted": self.counted,
+            "trial_done": self.trial_done,
+            "verdict": self.verdict,
+        }
+        if self.trial_try is not None:
+            out["trial_try"] = self.trial_try.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> BootRecord:
+        r = _Reader(obj, where)
+        verdict = r.obj.get("verdict")
+        if verdict is not None and verdict not in VERDICTS:
+            raise r._fail("verdict", f"one of {', '.join(VERDICTS)} or null")
+        counted = r.obj.get("counted", False)
+        if not isinstance(counted, bool):
+            raise r._fail("counted", "true or false")
+        return cls(
+            r.opt_str_any("boot_id"),
+            r.opt_str_any("entry"),
+            counted=counted,
+            trial_done=r.opt_int("trial_done") or 0,
+            trial_try=r.opt_obj("trial_try", TrialTry.from_dict),
+            verdict=verdict,
         )
 
 
@@ -385,6 +505,7 @@ _KNOWN_KEYS = frozenset(
         "good_streak",
         "failed_commits",
         "finished_trials",
+        "last_boot",
     }
 )
 
@@ -400,6 +521,7 @@ class State(Frozen):
         "golden",
         "good_streak",
         "halted",
+        "last_boot",
         "seq",
         "trial",
     )
@@ -412,6 +534,7 @@ class State(Frozen):
     good_streak: int
     failed_commits: tuple[str, ...]
     finished_trials: tuple[TrialEnd, ...]  # newest last, at most MAX_FINISHED_TRIALS
+    last_boot: BootRecord | None  # the boot the early-boot step saw last
     extra: dict[str, Any]
 
     def __init__(
@@ -425,6 +548,7 @@ class State(Frozen):
         good_streak: int = 0,
         failed_commits: Iterable[str] = (),
         finished_trials: Iterable[TrialEnd] = (),
+        last_boot: BootRecord | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         pairs = attempts.items() if isinstance(attempts, dict) else attempts
@@ -437,6 +561,7 @@ class State(Frozen):
             good_streak=good_streak,
             failed_commits=tuple(failed_commits),
             finished_trials=tuple(finished_trials)[-MAX_FINISHED_TRIALS:],
+            last_boot=last_boot,
             extra=dict(extra) if extra else {},
         )
 
@@ -491,14 +616,14 @@ class State(Frozen):
 
     # -- updates ---------------------------------------------------------------------------
 
-    def with_attempt(self, entry_id: str, outcome: Outcome, cause: str | None, time: float) -> State:
+    def with_attempt(self, entry_id: str, outcome: AttemptKind, cause: str | None, time: float) -> State:
         """Record one outcome of `entry_id`; GOOD extends the good streak, FAILED ends it."""
         counters = self.attempts_map
         counters[self.history_key(entry_id)] = self.attempts_for(entry_id).record(outcome, cause, time)
         streak = self.good_streak
-        if outcome is Outcome.GOOD:
+        if outcome is AttemptKind.GOOD:
             streak += 1
-        elif outcome is Outcome.FAILED:
+        elif outcome is AttemptKind.FAILED:
             streak = 0
         return self.evolve(attempts=tuple(sorted(counters.items())), good_streak=streak)
 
@@ -523,6 +648,7 @@ class State(Frozen):
             cause=cause,
             at=at,
             seq=seq,
+            saved_default=t.saved_default,
         )
         counters = self.attempts_map
         if outcome == BLESSED and t.commit is not None:
@@ -533,6 +659,17 @@ class State(Frozen):
             finished_trials=(*self.finished_trials, end)[-MAX_FINISHED_TRIALS:],
             attempts=tuple(sorted(counters.items())),
         )
+
+    def with_last_boot(self, record: BootRecord | None) -> State:
+        return self.evolve(last_boot=record)
+
+    def with_verdict(self, verdict: BootVerdict | None, boot_id: str | None = None) -> State:
+        """Say how the boot the early-boot step saw last ended; with `boot_id`, only if it is that
+        boot (a verdict given in a boot the step did not see must not judge an older one)."""
+        last = self.last_boot
+        if last is None or (boot_id is not None and last.boot_id is not None and last.boot_id != boot_id):
+            return self
+        return self.evolve(last_boot=last.evolve(verdict=verdict))
 
     def with_golden(self, golden: Golden | None) -> State:
         return self.evolve(golden=golden)
@@ -574,6 +711,8 @@ class State(Frozen):
             failed_commits=list(self.failed_commits),
             finished_trials=[t.to_dict() for t in self.finished_trials],
         )
+        if self.last_boot is not None:
+            doc["last_boot"] = self.last_boot.to_dict()
         return doc
 
     def to_json(self) -> str:
@@ -617,6 +756,7 @@ class State(Frozen):
             good_streak=r.integer("good_streak"),
             failed_commits=r.str_list("failed_commits"),
             finished_trials=r.obj_list("finished_trials", TrialEnd.from_dict),
+            last_boot=r.opt_obj("last_boot", BootRecord.from_dict),
             extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS},
         )
 
@@ -664,6 +804,13 @@ class _Reader:
         if not isinstance(value, str) or not value:
             raise self._fail(key, "a non-empty string")
         return value
+
+    def opt_str_any(self, key: str) -> str | None:
+        """A string that may be empty, or None."""
+        value = self.obj.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        raise self._fail(key, "a string or null")
 
     def opt_str(self, key: str) -> str | None:
         if self.obj.get(key) is None:

@@ -1,4 +1,5 @@
-"""Watchdog ABI constants for the pure-Python backend, and the flag vocabularies.
+"""The watchdog's system-call layer, in one place: its ABI constants for the pure-Python backend,
+the flag vocabularies, and the protocols both backends (_wd_native's cffi, _wd_python's) implement.
 
 The ioctl numbers are computed with the kernel's `_IOC` encoding for the running architecture
 (asm-generic on x86, arm and riscv; the 3-bit direction field of powerpc, mips, sparc and alpha), so
@@ -8,11 +9,12 @@ instead, and a test compares the two. Standard library only (early boot).
 
 from __future__ import annotations
 
-import enum
 import os
 
+from bootguard._vocab import FlagVocab, Vocab
 
-class Ioctl(enum.Enum):
+
+class Ioctl(Vocab):
     """The `WDIOC_*` requests bootguard uses (value: the header's macro name)."""
 
     GETSUPPORT = "WDIOC_GETSUPPORT"
@@ -27,7 +29,7 @@ class Ioctl(enum.Enum):
     GETTIMELEFT = "WDIOC_GETTIMELEFT"
 
 
-class WatchdogFlag(enum.IntFlag):
+class WatchdogFlag(FlagVocab):
     """`WDIOF_*`: capability bits (GETSUPPORT options) and status bits (GETBOOTSTATUS, GETSTATUS)."""
 
     OVERHEAT = 0x0001
@@ -44,7 +46,7 @@ class WatchdogFlag(enum.IntFlag):
     KEEPALIVEPING = 0x8000
 
 
-class SetOption(enum.IntFlag):
+class SetOption(FlagVocab):
     """`WDIOS_*`: arguments of WDIOC_SETOPTIONS."""
 
     DISABLECARD = 0x0001
@@ -104,3 +106,55 @@ def mlockall_flags(machine: str | None = None) -> tuple[int, int, int]:
     if m.startswith("alpha"):
         return 8192, 16384, 32768
     return 1, 2, 4
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Pinger(Protocol):
+        """A running native pinger thread (see c_ext/watchdog.c)."""
+
+        def beat(self) -> None: ...
+        def stats(self) -> PingerStats: ...
+        def stop(self) -> None: ...
+
+    class WatchdogOps(Protocol):
+        """The system-call layer of a watchdog device; methods raise OSError with the errno."""
+
+        name: str
+
+        def open(self, path: str) -> int: ...
+        def close(self, fd: int) -> None: ...
+        def write(self, fd: int, data: bytes) -> int: ...
+        def ioctl_int(self, fd: int, request: Ioctl, value: int = 0) -> int: ...
+        def get_support(self, fd: int) -> tuple[int, int, bytes]: ...
+        def mlockall(self, *, onfault: bool) -> None: ...
+        def start_pinger(
+            self, fd: int, *, interval: float, stall_limit: float, use_write: bool
+        ) -> Pinger | None: ...
+
+
+class PingerStats:
+    """A snapshot of the native pinger's counters."""
+
+    __slots__ = ("errors", "last_errno", "last_ping_ns", "max_gap_ns", "pings", "skipped", "stalled")
+
+    def __init__(
+        self,
+        *,
+        pings: int,
+        errors: int,
+        skipped: int,
+        max_gap_ns: int,
+        last_ping_ns: int,
+        last_errno: int,
+        stalled: bool,
+    ) -> None:
+        self.pings = pings
+        self.errors = errors
+        self.skipped = skipped
+        self.max_gap_ns = max_gap_ns
+        self.last_ping_ns = last_ping_ns
+        self.last_errno = last_errno
+        self.stalled = stalled

@@ -11,59 +11,14 @@ from __future__ import annotations
 
 import os
 
-from bootguard.seams._wd_consts import Ioctl
+from bootguard.seams._wd_consts import Ioctl, PingerStats
 from bootguard.seams._wd_python import PythonOps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Any
 
-    class Pinger(Protocol):
-        """A running native pinger thread (see c_ext/watchdog.c)."""
-
-        def beat(self) -> None: ...
-        def stats(self) -> PingerStats: ...
-        def stop(self) -> None: ...
-
-    class WatchdogOps(Protocol):
-        """The system-call layer of a watchdog device; methods raise OSError with the errno."""
-
-        name: str
-
-        def open(self, path: str) -> int: ...
-        def close(self, fd: int) -> None: ...
-        def write(self, fd: int, data: bytes) -> int: ...
-        def ioctl_int(self, fd: int, request: Ioctl, value: int = 0) -> int: ...
-        def get_support(self, fd: int) -> tuple[int, int, bytes]: ...
-        def mlockall(self, *, onfault: bool) -> None: ...
-        def start_pinger(
-            self, fd: int, *, interval: float, stall_limit: float, use_write: bool
-        ) -> Pinger | None: ...
-
-
-class PingerStats:
-    """A snapshot of the native pinger's counters."""
-
-    __slots__ = ("errors", "last_errno", "last_ping_ns", "max_gap_ns", "pings", "skipped", "stalled")
-
-    def __init__(
-        self,
-        *,
-        pings: int,
-        errors: int,
-        skipped: int,
-        max_gap_ns: int,
-        last_ping_ns: int,
-        last_errno: int,
-        stalled: bool,
-    ) -> None:
-        self.pings = pings
-        self.errors = errors
-        self.skipped = skipped
-        self.max_gap_ns = max_gap_ns
-        self.last_ping_ns = last_ping_ns
-        self.last_errno = last_errno
-        self.stalled = stalled
+    from bootguard.seams._wd_consts import Pinger, WatchdogOps
 
 
 def _check(err: int, what: str) -> None:

@@ -17,7 +17,7 @@ from bootguard.seams._wd_consts import WATCHDOG_INFO_FORMAT, WATCHDOG_INFO_SIZE,
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.seams._wd_native import Pinger
+    from bootguard.seams._wd_consts import Pinger
 
 
 class PythonOps:

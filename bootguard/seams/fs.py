@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from bootguard.errors import BootguardError, ReadOnlyError
+from bootguard.errors import BootguardError, EnvironmentProblem, ReadOnlyError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,10 +205,11 @@ class FileLock:
     in the same process closes an unrelated descriptor for the same file.
     """
 
-    __slots__ = ("_fd", "path")
+    __slots__ = ("_fd", "path", "timeout")
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float | None = None) -> None:
         self.path = os.fspath(path)
+        self.timeout = timeout  # seconds to wait for another holder; None waits as long as it takes
         self._fd: int | None = None
 
     def __enter__(self) -> FileLock:
@@ -220,7 +221,10 @@ class FileLock:
             problem = private_file_problem(os.fstat(fd))
             if problem is not None:
                 raise UnsafeFileError(self.path, problem)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if self.timeout is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                _flock_within(fd, self.timeout, self.path)
         except BaseException:
             os.close(fd)
             raise
@@ -231,6 +235,31 @@ class FileLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
+
+
+class LockTimeout(EnvironmentProblem):
+    """Another process held a lock longer than the caller may wait (early boot must not hang)."""
+
+
+def _flock_within(fd: int, timeout: float, path: str) -> None:
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LockTimeout(
+                    f"{path} is held by another process for more than {timeout:g} s",
+                    hint="find the holder with: fuser -v " + path,
+                ) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.2)
 
 
 class UnsafeFileError(BootguardError):

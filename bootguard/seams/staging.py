@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
+def later(fn: Callable[..., object], *args: object) -> Callable[[], object]:
+    """`fn(*args)`, to be called later (functools.partial, without importing functools and the
+    collections it pulls onto the early-boot path)."""
+    return lambda: fn(*args)
+
+
 class Staging:
     """`with Staging() as undo: ...; undo.push(description, fn)` — on an exception, undo everything."""
 

@@ -135,10 +135,11 @@ class StateStore:
     still give `Path`s to the callers that like them.
     """
 
-    __slots__ = ("_dir",)
+    __slots__ = ("_dir", "lock_timeout")
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    def __init__(self, directory: str | os.PathLike[str], *, lock_timeout: float | None = None) -> None:
         self._dir = fs.clean_path(directory)
+        self.lock_timeout = lock_timeout  # None: wait for other writers as long as it takes
 
     def __repr__(self) -> str:
         return f"StateStore({self._dir!r})"
@@ -195,7 +196,7 @@ class StateStore:
         self._check_dir(create=True)
         self._require_writable()
         try:
-            with fs.FileLock(self._path(LOCK)):
+            with fs.FileLock(self._path(LOCK), timeout=self.lock_timeout):
                 loaded = self.load()
                 new = fn(loaded.state)
                 if new == loaded.state:

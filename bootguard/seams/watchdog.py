@@ -10,11 +10,11 @@ Standard library only (runs in the initrd).
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import stat
 
+from bootguard._vocab import Vocab
 from bootguard.errors import BootguardError, NotFoundError, WatchdogBusyError, WatchdogError
 from bootguard.model._frozen import Frozen
 from bootguard.seams._wd_consts import Ioctl, SetOption, WatchdogFlag, decode_flags
@@ -23,7 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from bootguard.seams._wd_native import Pinger, WatchdogOps
+    from bootguard.seams._wd_consts import Pinger, WatchdogOps
 
 SYSFS_ROOT = "/sys/class/watchdog"
 DEV_ROOT = "/dev"
@@ -37,7 +37,7 @@ DRIVER_HINT = (
 )
 
 
-class WatchdogState(enum.Enum):
+class WatchdogState(Vocab):
     """sysfs `state`: whether the timer runs."""
 
     ACTIVE = "active"
@@ -45,7 +45,7 @@ class WatchdogState(enum.Enum):
     UNKNOWN = "unknown"
 
 
-class PingMode(enum.Enum):
+class PingMode(Vocab):
     """How `keepalive()` pings."""
 
     AUTO = "auto"  # KEEPALIVE ioctl when GETSUPPORT says KEEPALIVEPING, else a write

@@ -9,9 +9,9 @@ system are synced; none of the three → not found.
 
 from __future__ import annotations
 
-import enum
 import os
 
+from bootguard._vocab import Vocab
 from bootguard.errors import NotFoundError
 from bootguard.model._frozen import Frozen
 from bootguard.model.counter import bless_bad_filename, bless_good_filename, normalized_boot_count_path
@@ -23,13 +23,13 @@ if TYPE_CHECKING:
     from bootguard.services.bootview import BootView
 
 
-class Verb(enum.Enum):
+class Verb(Vocab):
     GOOD = "good"
     BAD = "bad"
     INDETERMINATE = "indeterminate"
 
 
-class Outcome(enum.Enum):
+class MarkOutcome(Vocab):
     RENAMED = "renamed"
     ALREADY = "already"  # the file already has the requested name
     NOT_COUNTED = "not-counted"  # this boot has no LoaderBootCountPath: nothing to mark
@@ -38,7 +38,7 @@ class Outcome(enum.Enum):
 class MarkResult(Frozen):
     __slots__ = ("new_path", "old_path", "outcome", "partition", "verb")
     verb: Verb
-    outcome: Outcome
+    outcome: MarkOutcome
     old_path: str | None
     new_path: str | None
     partition: PartitionRoot | None
@@ -46,7 +46,7 @@ class MarkResult(Frozen):
     def __init__(
         self,
         verb: Verb,
-        outcome: Outcome,
+        outcome: MarkOutcome,
         old_path: str | None = None,
         new_path: str | None = None,
         partition: PartitionRoot | None = None,
@@ -54,9 +54,9 @@ class MarkResult(Frozen):
         self._init(verb=verb, outcome=outcome, old_path=old_path, new_path=new_path, partition=partition)
 
     def describe(self) -> str:
-        if self.outcome is Outcome.NOT_COUNTED:
+        if self.outcome is MarkOutcome.NOT_COUNTED:
             return "this boot is not counted (no LoaderBootCountPath): nothing to mark"
-        if self.outcome is Outcome.ALREADY:
+        if self.outcome is MarkOutcome.ALREADY:
             return f"{self.new_path} is already marked {self.verb.value}"
         return f"marked {self.verb.value}: {self.old_path} → {self.new_path}"
 
@@ -78,12 +78,12 @@ def mark_path(parts: list[PartitionRoot], count_path: str, verb: Verb) -> MarkRe
     for part in parts:
         here = part.join(directory)
         if os.path.lexists(os.path.join(here, target)):
-            return MarkResult(verb, Outcome.ALREADY, new_path=f"{directory}/{target}", partition=part)
+            return MarkResult(verb, MarkOutcome.ALREADY, new_path=f"{directory}/{target}", partition=part)
         for other in (n for v, n in names.items() if v is not verb and n != target):
             if os.path.lexists(os.path.join(here, other)):
                 part.require_writable(f"mark the entry {other} {verb.value}")
                 new_rel = esp_seam.rename_entry(part, f"{directory}/{other}", target)
-                return MarkResult(verb, Outcome.RENAMED, f"{directory}/{other}", new_rel, part)
+                return MarkResult(verb, MarkOutcome.RENAMED, f"{directory}/{other}", new_rel, part)
     where = " or ".join(p.root for p in parts)
     raise NotFoundError(
         f"cannot find the boot counter file {rel} (nor its good/bad names) on {where}",
@@ -94,6 +94,6 @@ def mark_path(parts: list[PartitionRoot], count_path: str, verb: Verb) -> MarkRe
 def mark(view: BootView, verb: Verb) -> MarkResult:
     """Mark the currently booted, counted entry."""
     if view.vars.boot_count_path is None:
-        return MarkResult(verb, Outcome.NOT_COUNTED)
+        return MarkResult(verb, MarkOutcome.NOT_COUNTED)
     parts = [view.esp] + ([view.xbootldr] if view.xbootldr else [])
     return mark_path(parts, view.vars.boot_count_path, verb)

@@ -17,7 +17,6 @@ id in LoaderEntryDefault (which loops forever on a bad trial on 257/262) or a gl
 from __future__ import annotations
 
 import time
-from functools import partial
 
 from bootguard.errors import ReadOnlyError, RefusedError
 from bootguard.model.counter import CountedName
@@ -25,9 +24,9 @@ from bootguard.model.entry import BootEntry, EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
 from bootguard.model.loader import next_boot_with
 from bootguard.model.nixos import generation_of
-from bootguard.model.state import BLESSED, FAILED, Trial
+from bootguard.model.state import Trial
 from bootguard.seams import esp as esp_seam
-from bootguard.seams.staging import Staging
+from bootguard.seams.staging import Staging, later
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,6 +65,11 @@ def is_golden_copy(entry: BootEntry) -> bool:
 
 def is_trial_copy(entry: BootEntry) -> bool:
     return entry.name.prefix.lower() == TRIAL_STEM
+
+
+def is_trial_copy_name(filename: str) -> bool:
+    """Whether `filename` (under any counter) is bootguard's trial copy."""
+    return parse_copy_name(filename).prefix.lower() == TRIAL_STEM
 
 
 def render_copy(data: bytes, stem: str, original: str, *, keyed: bool = True) -> bytes:
@@ -166,7 +170,7 @@ def own_images(part: PartitionRoot, data: bytes, undo: Staging) -> tuple[bytes, 
             value = parts[1].decode("utf-8", "surrogateescape").strip()
             rel, new = esp_seam.copy_image(part, value, GOLDEN_DIR, kept)
             if new:
-                undo.push(f"remove {rel}", partial(esp_seam.remove_file, part, rel))
+                undo.push(f"remove {rel}", later(esp_seam.remove_file, part, rel))
             out.append(parts[0] + b" /" + rel.encode("utf-8", "surrogateescape"))
         else:
             out.append(line)
@@ -275,7 +279,7 @@ def start_trial(
     with Staging() as undo:
         _replace_trial_copies(view, undo)
         rel = _write_trial_copy(view, entry, tries)
-        undo.push(f"remove {rel}", partial(esp_seam.remove_file, view.partition_of(entry), rel))
+        undo.push(f"remove {rel}", later(esp_seam.remove_file, view.partition_of(entry), rel))
         trial = Trial(
             entry_id=entry.id(view.scheme),
             filename=entry.filename,
@@ -289,10 +293,10 @@ def start_trial(
         store.update(lambda s: s.evolve(trial=trial, halted=None))
         undo.push(
             "restore the state",
-            partial(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
+            later(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
         )
         efi.write_str(DEFAULT_VAR, DEFAULT_GLOB)
-        undo.push(f"restore {DEFAULT_VAR}", partial(put_var, efi, DEFAULT_VAR, before))
+        undo.push(f"restore {DEFAULT_VAR}", later(put_var, efi, DEFAULT_VAR, before))
         store.append_event(
             Event.new(
                 EventKind.TRIAL_STARTED,
@@ -313,7 +317,7 @@ def _replace_trial_copies(view: BootView, undo: Staging) -> None:
         data = esp_seam.read_if_present(part, old.path) if old.type is EntryType.TYPE1 else None
         esp_seam.remove_file(part, old.path)
         if data is not None:
-            undo.push(f"restore {old.path}", partial(esp_seam.write_file, part, old.path, data))
+            undo.push(f"restore {old.path}", later(esp_seam.write_file, part, old.path, data))
 
 
 def put_var(efi: EfiVars, name: str, value: str | None) -> None:
@@ -331,60 +335,6 @@ def check_listed(view: BootView, entry: BootEntry) -> None:
             f"{entry.path} is not an entry systemd-boot would list ({why}); refusing to stage it as a trial",
             hint="bootguard list shows each entry's problems",
         )
-
-
-def restore_default(view: BootView, efi: EfiVars, trial: Trial) -> str | None:
-    """Give the loader back its normal default, making sure the blessed generation is what it boots."""
-    if trial.saved_default is None:
-        efi.delete(DEFAULT_VAR)
-    else:
-        efi.write_str(DEFAULT_VAR, trial.saved_default)
-    return trial.saved_default
-
-
-def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | None:
-    """After blessing: remove the trial copy and restore the normal loader configuration."""
-    trial = store.load().state.trial
-    if trial is None:
-        return None
-    _, left = remove_copies_if_writable(view, TRIAL_STEM)
-    restore_default(view, efi, trial)
-    now = time.time()
-    store.update(lambda s: s.with_trial_end(BLESSED, None, now))
-    store.append_event(
-        Event.new(
-            EventKind.TRIAL_FINISHED,
-            f"trial of {trial.filename} passed and was blessed" + (f"; {left}" if left else ""),
-            entry=trial.filename,
-        )
-    )
-    return trial
-
-
-def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial | None:
-    """The trial is bad and the host is on golden: drop the trial copy (no view: a loader without
-    bootguard's copies, GRUB), keep golden as the default."""
-    trial = store.load().state.trial
-    if trial is None:
-        return None
-    removed, left = remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
-    now = time.time()
-    store.update(
-        lambda s: s.with_trial_end(FAILED, cause, now).with_extra(
-            FAILED_KEY, sorted({*failed_trials(s), trial.filename})
-        )
-    )
-    store.append_event(
-        Event.new(
-            EventKind.ROLLED_BACK,
-            f"trial {trial.filename} failed {trial.tries} times; the host is back on golden"
-            + (f"; {left}" if left else ""),
-            entry=trial.filename,
-            cause=cause,
-            data={"removed": removed},
-        )
-    )
-    return trial
 
 
 def trial_copy(view: BootView) -> BootEntry | None:

@@ -14,7 +14,7 @@ import time
 
 from bootguard.errors import NotFoundError, RefusedError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import BLESSED, Backend, Golden, Outcome, Trial
+from bootguard.model.state import BLESSED, AttemptKind, Backend, Golden, Trial
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -55,8 +55,11 @@ class GrubPort:
     def arm_try(self, state: State, trial: Trial) -> None:
         self.env.set(saved_entry=_golden(state).filename, next_entry=trial.filename)
 
-    def abandon(self, store: StateStore, cause: str) -> None:
-        fallback.abandon_trial(None, store, cause)
+    def remove_trial_copies(self) -> str | None:
+        return None  # bootguard writes no copies for GRUB
+
+    def restore_default(self, saved: str | None) -> None:
+        pass  # a blessed GRUB trial becomes saved_entry itself (verdict); golden stays otherwise
 
     def restore_glob(self) -> None:
         raise RefusedError("LoaderEntryDefault is systemd-boot's; this host boots with GRUB")
@@ -130,30 +133,39 @@ def start(
 
 
 def booted(state: State, cmdline: str) -> str | None:
-    from bootguard.services.trialdecide import grub_booted
-
-    return grub_booted(state, cmdline)
+    """Which of golden and the trial this boot is, by the kernel command-line token pinned with it."""
+    words = cmdline.split()
+    for e in (state.trial, state.golden):
+        if e is not None and e.cmdline and e.cmdline in words:
+            return e.filename
+    return None
 
 
 def verdict(env: GrubEnv, store: StateStore, good: bool, cmdline: str) -> list[str]:
-    """A verdict on this boot: recorded; a good trial becomes GRUB's default and the trial ends."""
+    """A verdict on this boot in one state update (attempt, verdict, a good trial's end); then a
+    good trial becomes GRUB's default. The state goes first: cut short there, the host boots golden
+    once more, and no failure is recorded for a boot that passed."""
+    from bootguard.model.state import BAD, GOOD
+
     state = store.load().state
     name = booted(state, cmdline) or "an entry bootguard does not know"
-    outcome = Outcome.GOOD if good else Outcome.FAILED
+    outcome = AttemptKind.GOOD if good else AttemptKind.FAILED
     word = "good" if good else "bad"
+    trial = state.trial if good and state.trial is not None and name == state.trial.filename else None
+    now = time.time()
 
-    from bootguard.services.verdict import record_verdict
+    def change(s: State) -> State:
+        s = s.with_attempt(name, outcome, None if good else "validation-failed", now)
+        s = s.with_verdict(GOOD if good else BAD)
+        return s.with_trial_end(BLESSED, None, now) if trial is not None and s.trial is not None else s
 
-    record_verdict(store, word)
-    store.update(lambda s: s.with_attempt(name, outcome, None if good else "validation-failed", time.time()))
+    store.update(change)
+    if trial is not None:
+        env.set(saved_entry=trial.filename)
     kind = EventKind.BLESSED if good else EventKind.MARKED_BAD
     store.append_event(Event.new(kind, f"boot of {name} validated {word}", entry=name))
     messages = [f"boot of {name} recorded as {word} (GRUB does not count boots)"]
-    trial = state.trial
-    if good and trial is not None and name == trial.filename:
-        env.set(saved_entry=trial.filename)
-        now = time.time()
-        store.update(lambda s: s.with_trial_end(BLESSED, None, now))
+    if trial is not None:
         store.append_event(
             Event.new(
                 EventKind.TRIAL_FINISHED,
@@ -173,6 +185,9 @@ def failed(env: GrubEnv, store: StateStore, reason: str, cmdline: str) -> tuple[
     name = booted(state, cmdline)
     if state.golden is None or name != state.golden.filename:
         return False, [f"validation of {name or 'this boot'} failed: {reason}", *messages]
-    from bootguard.services.verdict import halt
+    from bootguard.services.verdict import HALTED_MESSAGE, halt_reason, halted_event
 
-    return True, halt(store, name, reason)
+    why = halt_reason(name, reason)
+    store.update(lambda s: s.with_halted(why))
+    store.append_event(halted_event(name, why))
+    return True, [why, HALTED_MESSAGE]

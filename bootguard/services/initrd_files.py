@@ -31,7 +31,7 @@ EXPLICIT = (
     "array",
     "fcntl",
     "json",  # jsoncodec hands errors and unusual values to json (the normal path does not import it)
-    "pathlib",  # spooling the decision when the state directory is read-only (initrd_step._spool)
+    "pathlib",  # spooling the decision when the state directory is read-only (earlyboot.record.spool)
     "zlib",
     "subprocess",
 )

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Protocol
 
-    from bootguard.seams._wd_native import Pinger
+    from bootguard.seams._wd_consts import Pinger
     from bootguard.seams.watchdog import WatchdogDevice
 
     class Notifier(Protocol):
@@ -114,57 +114,16 @@ class KeepaliveReport(Frozen):
 # --------------------------------------------------------------------------- sd_notify
 
 
-class NullNotifier:
-    """Not started by systemd ($NOTIFY_SOCKET unset): nothing to tell."""
-
-    def send(self, message: str) -> None:
-        del message
-
-
-class SdNotifier:
-    """sd_notify through the `sdnotify` package, minus its two traps.
-
-    sdnotify 0.3.2 encodes Latin-1 (a STATUS with other characters would fail to encode) and
-    swallows every error unless debug=True. So: sanitise to Latin-1 here, run it with debug=True,
-    and report a failed send once on the log instead of losing it silently.
-    """
-
-    def __init__(self, notifier: Any, log: Callable[[str], None]) -> None:
-        self._notifier = notifier
-        self._log = log
-        self._warned = False
-
-    def send(self, message: str) -> None:
-        try:
-            self._notifier.notify(latin1(message))
-        except OSError as exc:
-            if not self._warned:
-                self._log(f"sd_notify failed ({exc.strerror}); systemd may not see READY/WATCHDOG")
-                self._warned = True
-
-
-def latin1(text: str) -> str:
-    """`text` with every non-Latin-1 character replaced by '?' (what sdnotify can encode)."""
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
 def make_notifier(env: Mapping[str, str], log: Callable[[str], None]) -> Notifier:
-    """An sd_notify sender when systemd started us with $NOTIFY_SOCKET, else a no-op."""
-    if not env.get("NOTIFY_SOCKET"):
-        return NullNotifier()
+    """An sd_notify sender (the one seam, bootguard.seams.sdnotify) when systemd started us with
+    $NOTIFY_SOCKET, else a no-op; a missing package or an unreachable socket is a WatchdogError."""
+    from bootguard.errors import EnvironmentProblem
+    from bootguard.seams import sdnotify as sd_seam
+
     try:
-        import sdnotify
-    except ImportError as exc:
-        raise WatchdogError(
-            "$NOTIFY_SOCKET is set but the sdnotify package is missing",
-            hint="pip install sdnotify (or run without Type=notify)",
-        ) from exc
-    try:
-        return SdNotifier(sdnotify.SystemdNotifier(debug=True), log)
-    except OSError as exc:
-        raise WatchdogError(
-            f"cannot connect to $NOTIFY_SOCKET {env['NOTIFY_SOCKET']}: {exc.strerror}"
-        ) from exc
+        return sd_seam.connect(env, log)
+    except EnvironmentProblem as exc:
+        raise WatchdogError(exc.message, hint=exc.hint) from exc
 
 
 def service_watchdog_interval(env: Mapping[str, str], pid: int) -> float | None:

@@ -6,17 +6,14 @@ and the event log, and returns a JSON-able summary whose `messages` say it in wo
 
 from __future__ import annotations
 
-import time
-
 from bootguard.errors import NoEfiError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Backend, Outcome
+from bootguard.model.state import Backend
 from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
 from bootguard.services import arm as arm_service
 from bootguard.services import fallback, golden, statetrial
-from bootguard.services.bless import Outcome as MarkOutcome
-from bootguard.services.bless import Verb
+from bootguard.services.bless import MarkOutcome, MarkResult, Verb
 from bootguard.services.bless import mark as bless_mark
 from bootguard.services.bootview import BootView, HostPaths, require_entry
 
@@ -40,37 +37,35 @@ def _require_efi(view: BootView, efivars: str, what: str) -> None:
 
 
 def mark(paths: HostPaths, verb: Verb, *, finish_trial: bool = True) -> dict[str, object]:
-    esp, xbootldr, efivars, state_dir = paths.esp, paths.xbootldr, paths.efivars, paths.state_dir
-    view = BootView.gather(esp, xbootldr, efivars)
-    _require_efi(view, efivars, f"mark this boot {verb.value}")
-    result = bless_mark(view, verb)
-    messages = [result.describe()]
-    store = StateStore(state_dir)
-    booted = view.booted.filename if view.booted else None
-    if result.outcome is not MarkOutcome.NOT_COUNTED:
-        store.append_event(
-            Event.new(
-                _MARK_EVENTS[verb],
-                result.describe(),
-                entry=booted,
-                data={"from": result.old_path, "to": result.new_path},
-            )
-        )
-        if verb is not Verb.INDETERMINATE:
-            outcome = Outcome.GOOD if verb is Verb.GOOD else Outcome.FAILED
-            store.update(lambda s: s.with_attempt(booted or "?", outcome, None, time.time()))
-    else:
-        store.append_event(Event.new(EventKind.NOT_COUNTED, result.describe(), entry=booted))
-    if verb is not Verb.INDETERMINATE:
-        from bootguard.services.verdict import record_verdict
+    """`bootguard mark good|bad|indeterminate`: good and bad are verdicts, given by the one blesser
+    (services/verdict.py), exactly as the validator gives them; indeterminate only renames."""
+    from bootguard.services import verdict
 
-        record_verdict(store, "good" if verb is Verb.GOOD else "bad")
-    if verb is Verb.GOOD and finish_trial and statetrial.is_trial_boot(view, store.load().state.trial):
-        trial = fallback.finish_trial(BootView.gather(esp, xbootldr, efivars), store, EfiVars(efivars))
-        if trial is not None:
-            messages.append(
-                f"trial of {trial.filename} finished: bootguard's trial copy removed, normal default restored"
+    view = BootView.gather(paths.esp, paths.xbootldr, paths.efivars)
+    _require_efi(view, paths.efivars, f"mark this boot {verb.value}")
+    store = StateStore(paths.state_dir)
+    booted = view.booted.filename if view.booted else None
+    if verb is Verb.GOOD:
+        done = verdict.passed(view, store, EfiVars(paths.efivars), end_trial=finish_trial, by_hand=True)
+        result, messages = done.mark, list(done.messages)
+    elif verb is Verb.BAD:
+        done = verdict.failed(view, store, "marked bad with `bootguard mark bad`", may_halt=False)
+        result, messages = done.mark, [m for m in done.messages if not m.startswith("validation of")]
+    else:  # indeterminate: the rename only
+        result = bless_mark(view, verb)
+        messages = [result.describe()]
+        if result.outcome is not MarkOutcome.NOT_COUNTED:
+            store.append_event(
+                Event.new(
+                    _MARK_EVENTS[verb],
+                    result.describe(),
+                    entry=booted,
+                    data={"from": result.old_path, "to": result.new_path},
+                )
             )
+    if result is None:
+        result = MarkResult(verb, MarkOutcome.NOT_COUNTED)
+        messages.insert(0, result.describe())
     return {
         "verb": verb.value,
         "outcome": result.outcome.value,

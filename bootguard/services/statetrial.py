@@ -24,13 +24,12 @@ forever. With one-shot tries the loader itself lands on golden after every failu
 from __future__ import annotations
 
 import time
-from functools import partial
 
 from bootguard.errors import NotFoundError
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
 from bootguard.model.state import Backend, Trial
-from bootguard.seams.staging import Staging
+from bootguard.seams.staging import Staging, later
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -138,14 +137,14 @@ def start(
         store.update(lambda s: s.evolve(trial=trial, halted=None))
         undo.push(
             "restore the state",
-            partial(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
+            later(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
         )
         undo.push(
             f"restore {fallback.DEFAULT_VAR}",
-            partial(fallback.put_var, efi, fallback.DEFAULT_VAR, old_default),
+            later(fallback.put_var, efi, fallback.DEFAULT_VAR, old_default),
         )
         efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
-        undo.push(f"restore {ONESHOT_VAR}", partial(fallback.put_var, efi, ONESHOT_VAR, old_oneshot))
+        undo.push(f"restore {ONESHOT_VAR}", later(fallback.put_var, efi, ONESHOT_VAR, old_oneshot))
         efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
         store.append_event(
             Event.new(
@@ -171,8 +170,16 @@ class SdBootPort:
     def arm_try(self, state: State, trial: Trial) -> None:
         arm_try(self.view, self.efi, state, trial)
 
-    def abandon(self, store: StateStore, cause: str) -> None:
-        fallback.abandon_trial(self.view, store, cause)
+    def remove_trial_copies(self) -> str | None:
+        """Remove the trial copy; returns why it stays, when the ESP is read-only."""
+        return fallback.remove_copies_if_writable(self.view)[1]
+
+    def restore_default(self, saved: str | None) -> None:
+        """Give the loader back the default the user had before the trial."""
+        if saved is None:
+            self.efi.delete(fallback.DEFAULT_VAR)
+        else:
+            self.efi.write_str(fallback.DEFAULT_VAR, saved)
 
     def restore_glob(self) -> None:
         self.efi.write_str(fallback.DEFAULT_VAR, fallback.DEFAULT_GLOB)

@@ -67,20 +67,21 @@ class CoreBoot:
         return None if booted is None else str(booted.filename)
 
     def passed(self) -> BootDecision:
+        from bootguard.seams.efivars import EfiVars
         from bootguard.seams.statestore import StateStore
         from bootguard.services import verdict
 
         v = verdict.passed(
-            self._view(), StateStore(self.state_dir), self.efivars, promote_after=self.promote_after
+            self._view(), StateStore(self.state_dir), EfiVars(self.efivars), promote_after=self.promote_after
         )
-        return BootDecision(Next(v.next.value), tuple(v.messages))
+        return BootDecision(Next(v.next), tuple(v.messages))
 
     def failed(self, reason: str) -> BootDecision:
         from bootguard.seams.statestore import StateStore
         from bootguard.services import verdict
 
         v = verdict.failed(self._view(), StateStore(self.state_dir), reason)
-        return BootDecision(Next(v.next.value), tuple(v.messages))
+        return BootDecision(Next(v.next), tuple(v.messages))
 
 
 class GrubBoot:

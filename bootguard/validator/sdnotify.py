@@ -1,11 +1,9 @@
-"""A thin wrapper around PyPI `sdnotify` for READY/STATUS/WATCHDOG of bootguard-validate.service.
+"""READY/STATUS/WATCHDOG of bootguard-validate.service, over the one sd_notify seam
+(bootguard.seams.sdnotify: UTF-8, errors reported).
 
-Why wrap: sdnotify 0.3.2 encodes messages as Latin-1 (systemd expects UTF-8, and characters
-outside Latin-1 make it drop the whole message silently), has no WATCHDOG_USEC helper and ignores
-WATCHDOG_PID. Here STATUS text is reduced to ASCII, the ping interval (half of WATCHDOG_USEC, as
-sd_watchdog_enabled(3) advises) comes from the environment, and pings are rate-limited to twice per
-interval, so a caller may call `ping()` as often as it likes. Outside systemd (no NOTIFY_SOCKET) every call
-is a no-op.
+What this adds: the ping interval (half of WATCHDOG_USEC, as sd_watchdog_enabled(3) advises, and only
+when WATCHDOG_PID is ours) and a rate limit of two pings per interval, so a caller may call `ping()`
+as often as it likes. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-import sdnotify as _sdnotify
+from bootguard.seams import sdnotify as sd_seam
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,29 +30,34 @@ def watchdog_interval(env: Mapping[str, str] | None = None, pid: int | None = No
     return int(usec) / 2e6
 
 
-def _ascii(text: str) -> str:
-    return text.encode("ascii", "replace").decode("ascii").replace("\n", " ")
+def _line(text: str) -> str:
+    return text.replace("\n", " ")  # one STATUS line: a newline would start another assignment
+
+
+def _warn(message: str) -> None:
+    import sys
+
+    print(f"bootguard: warning: {message}", file=sys.stderr, flush=True)
 
 
 class Notifier:
     """READY=1, STATUS=…, WATCHDOG=1 and STOPPING=1 for the service manager."""
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
-        self._sd = _sdnotify.SystemdNotifier() if self.enabled else None
+        self._sd = sd_seam.connect(os.environ, _warn)
+        self.enabled = self._sd.enabled
         self.interval = watchdog_interval()
         self._clock = clock
         self._last_ping = float("-inf")
 
     def _send(self, message: str) -> None:
-        if self._sd is not None:
-            self._sd.notify(message)
+        self._sd.send(message)
 
     def ready(self, status: str | None = None) -> None:
-        self._send("READY=1" + (f"\nSTATUS={_ascii(status)}" if status else ""))
+        self._send("READY=1" + (f"\nSTATUS={_line(status)}" if status else ""))
 
     def status(self, text: str) -> None:
-        self._send(f"STATUS={_ascii(text)}")
+        self._send(f"STATUS={_line(text)}")
 
     def stopping(self) -> None:
         self._send("STOPPING=1")

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 
 from bootguard.cli.main import main
-from bootguard.services.demo import Demo
+from bootguard.demo.run import Demo
 from tests.integration.test_gitops import BUILD_SH, SWITCH_SH, run_git
 
 HOSTS = ("healthy", "trying", "rolledback", "halted")

@@ -22,13 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 WRITER = """
 import sys
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Outcome
+from bootguard.model.state import AttemptKind
 from bootguard.seams.statestore import StateStore
 
 store = StateStore(sys.argv[1])
 print("ready", flush=True)
 while True:
-    s = store.update(lambda st: st.with_attempt("a.conf", Outcome.FAILED, "watchdog", float(st.seq)))
+    s = store.update(lambda st: st.with_attempt("a.conf", AttemptKind.FAILED, "watchdog", float(st.seq)))
     print("S", s.seq, flush=True)
     store.append_event(Event.new(EventKind.COUNTED_FAILURE, "x" * 300, data={"seq": s.seq}, boot_id="b"))
     print("E", s.seq, flush=True)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.errors import ExitCode
 from bootguard.gitops import backups
 from bootguard.gitops.record import GitopsRecord, RepoRecord
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree, entry_text
 from tests.integration.test_gitops import World, run_git
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.seams import proc
 from bootguard.seams.grubenv import GrubEnv
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 from tests.simgrub import MENU, SimGrub
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from bootguard.demo.simloader import SimulatedLoader
+from bootguard.earlyboot.observe import BOOTGUARD_GUID
 from bootguard.seams.statestore import StateStore
-from bootguard.services.initrd_step import BOOTGUARD_GUID
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 
@@ -106,7 +106,7 @@ def test_read_only_state_dir_spools_to_run(host: HostTree, tmp_path: Path) -> No
         assert str(result["recorded"]).startswith(str(tmp_path / "spool"))
     finally:
         subprocess.run(["umount", str(host.state)], check=True)
-    from bootguard.services.initrd_step import merge_spool
+    from bootguard.earlyboot.record import merge_spool
 
     merged = merge_spool(StateStore(host.state), str(tmp_path / "spool"))
     assert merged >= 1

@@ -131,3 +131,34 @@ def test_golden_failing_validation_halts_instead_of_rebooting(host: HostTree, gr
     state = StateStore(host.state).load().state
     assert state.halted and "sshd down" in state.halted
     assert any(e["kind"] == "halted" for e in host.events())
+
+
+def test_grub_trial_ends_are_recorded_with_commit_and_cause(host: HostTree, grub: SimGrub) -> None:
+    """C1 on GRUB: a blessed trial keeps its commit with its generation; a used-up one ends failed."""
+    assert grub.boot() == "gen-1"
+    code, _, err = host.cli(
+        "pin-golden", "gen-1", "--match", MENU["gen-1"], "--commit", "aaaa0001", *_g(grub)
+    )
+    assert code == 0, err
+    code, _, err = host.cli(
+        "trial", "gen-3", "--match", MENU["gen-3"], "--tries", "1", "--commit", "bbbb0002", *_g(grub)
+    )
+    assert code == 0, err
+    assert grub.boot() == "gen-3"  # panics before the step
+    assert grub.boot() == "gen-1"
+    host.initrd(*_g(grub))
+    state = StateStore(host.state).load().state
+    assert [(e.entry_id, e.commit, e.outcome, e.cause) for e in state.finished_trials] == [
+        ("gen-3", "bbbb0002", "failed", "failed-before-bootguard")
+    ]
+    assert state.running_commit("gen-1") == "aaaa0001"
+    code, _, err = host.cli(
+        "trial", "gen-2", "--match", MENU["gen-2"], "--tries", "1", "--commit", "cccc0003", *_g(grub)
+    )
+    assert code == 0, err
+    assert grub.boot() == "gen-2"
+    host.initrd(*_g(grub))
+    assert host.cli("mark", "good", *_g(grub))[0] == 0
+    state = StateStore(host.state).load().state
+    assert [(e.outcome, e.commit) for e in state.finished_trials][-1] == ("blessed", "cccc0003")
+    assert state.running_commit("gen-2") == "cccc0003"

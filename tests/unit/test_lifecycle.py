@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bootguard.services.simloader import SimulatedLoader
+from bootguard.demo.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 VERSIONS = [

@@ -12,7 +12,7 @@ import pytest
 from bootguard import metrics
 from bootguard.metrics import textfile
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Golden, Outcome, State, Trial
+from bootguard.model.state import AttemptKind, Golden, State, Trial
 from bootguard.seams.statestore import StateStore
 
 
@@ -66,8 +66,8 @@ def test_rolled_back_host_counts_failures_by_cause_and_says_it_fell_back(
     counted once each, and the host is on golden after a rollback."""
     state = (
         State.initial()
-        .with_attempt("gen-1.conf", Outcome.ATTEMPTED, None, 1.0)
-        .with_attempt("gen-1.conf", Outcome.GOOD, None, 2.0)
+        .with_attempt("gen-1.conf", AttemptKind.ATTEMPTED, None, 1.0)
+        .with_attempt("gen-1.conf", AttemptKind.GOOD, None, 2.0)
         .with_golden(Golden("gen-1", "gen-1.conf", 1, 3.0))
     )
     events = [

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Outcome, State
+from bootguard.model.state import AttemptKind, State
 from bootguard.seams import fs
 from bootguard.seams.statestore import StateStore
 
@@ -185,7 +185,7 @@ class Disk:
 
 
 def bump(state: State) -> State:
-    return state.with_attempt("a.conf", Outcome.FAILED, "watchdog", float(state.seq))
+    return state.with_attempt("a.conf", AttemptKind.FAILED, "watchdog", float(state.seq))
 
 
 def event(n: int) -> Event:

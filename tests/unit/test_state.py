@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bootguard.errors import StateError
@@ -16,13 +16,16 @@ from bootguard.model.state import (
     FORMAT,
     MAX_FAILED_COMMITS,
     MAX_FINISHED_TRIALS,
+    VERDICTS,
     VERSION,
+    AttemptKind,
     Attempts,
+    BootRecord,
     Golden,
-    Outcome,
     State,
     Trial,
     TrialEnd,
+    TrialTry,
     generation_key,
 )
 
@@ -57,6 +60,15 @@ trial_ends = st.builds(
     at=times,
     seq=counts,
 )
+boot_records = st.builds(
+    BootRecord,
+    st.none() | st.text(max_size=8),
+    st.none() | st.text(max_size=8),
+    counted=st.booleans(),
+    trial_done=counts,
+    trial_try=st.none() | st.builds(TrialTry, names, times, counts),
+    verdict=st.none() | st.sampled_from(VERDICTS),
+)
 states = st.builds(
     State,
     seq=counts,
@@ -67,10 +79,12 @@ states = st.builds(
     good_streak=counts,
     failed_commits=st.lists(names, max_size=4),
     finished_trials=st.lists(trial_ends, max_size=3),
+    last_boot=st.none() | boot_records,
     extra=st.dictionaries(st.sampled_from(["future_a", "x-y", "é"]), st.integers() | names, max_size=3),
 )
 
 
+@settings(deadline=None)  # a shared, loaded machine; the property, not the speed, is under test
 @given(states)
 def test_any_state_round_trips_through_json(state: State) -> None:
     """Every representable state serialises and parses back to an equal value."""
@@ -93,11 +107,11 @@ def test_state_is_frozen() -> None:
 def test_with_attempt_counts_each_outcome_and_the_good_streak() -> None:
     """ATTEMPTED counts boots, GOOD counts blessings and extends the streak, FAILED resets it."""
     s = State.initial()
-    s = s.with_attempt("a.conf", Outcome.ATTEMPTED, None, 1.0)
-    s = s.with_attempt("a.conf", Outcome.GOOD, None, 2.0)
-    s = s.with_attempt("a.conf", Outcome.GOOD, None, 3.0)
+    s = s.with_attempt("a.conf", AttemptKind.ATTEMPTED, None, 1.0)
+    s = s.with_attempt("a.conf", AttemptKind.GOOD, None, 2.0)
+    s = s.with_attempt("a.conf", AttemptKind.GOOD, None, 3.0)
     assert s.good_streak == 2
-    s = s.with_attempt("a.conf", Outcome.FAILED, "watchdog", 4.0)
+    s = s.with_attempt("a.conf", AttemptKind.FAILED, "watchdog", 4.0)
     assert s.attempts_for("a.conf") == Attempts(
         boots=1, good=2, failures=1, last_cause="watchdog", last_time=4.0
     )
@@ -109,13 +123,13 @@ def test_attempt_order_does_not_change_equality() -> None:
     """Counters recorded in a different order give an equal state and identical JSON."""
     a = (
         State.initial()
-        .with_attempt("x", Outcome.ATTEMPTED, None, 1)
-        .with_attempt("y", Outcome.ATTEMPTED, None, 1)
+        .with_attempt("x", AttemptKind.ATTEMPTED, None, 1)
+        .with_attempt("y", AttemptKind.ATTEMPTED, None, 1)
     )
     b = (
         State.initial()
-        .with_attempt("y", Outcome.ATTEMPTED, None, 1)
-        .with_attempt("x", Outcome.ATTEMPTED, None, 1)
+        .with_attempt("y", AttemptKind.ATTEMPTED, None, 1)
+        .with_attempt("x", AttemptKind.ATTEMPTED, None, 1)
     )
     assert a == b
     assert a.to_json() == b.to_json()
@@ -124,7 +138,11 @@ def test_attempt_order_does_not_change_equality() -> None:
 
 def test_without_attempts_forgets_one_entry() -> None:
     """Forgetting one entry's counters keeps the others."""
-    s = State.initial().with_attempt("x", Outcome.FAILED, "c", 1).with_attempt("y", Outcome.GOOD, None, 1)
+    s = (
+        State.initial()
+        .with_attempt("x", AttemptKind.FAILED, "c", 1)
+        .with_attempt("y", AttemptKind.GOOD, None, 1)
+    )
     assert [k for k, _ in s.without_attempts("x").attempts] == ["y"]
 
 
@@ -305,10 +323,49 @@ def test_history_belongs_to_the_generation_not_the_counter_of_the_moment() -> No
     assert generation_key("gen+0-2.conf") == "gen.conf"
     assert generation_key("uki+1-1.efi") == "uki.efi"
     s = State.initial().with_trial(Trial("gen-5.conf", "gen-5.conf", 3, 0.0, commit="dddd"))
-    s = s.with_attempt("bootguard-trial+2-1.conf", Outcome.FAILED, "kernel-panic", 1.0)
-    s = s.with_attempt("bootguard-trial+1-2.conf", Outcome.GOOD, None, 2.0)
+    s = s.with_attempt("bootguard-trial+2-1.conf", AttemptKind.FAILED, "kernel-panic", 1.0)
+    s = s.with_attempt("bootguard-trial+1-2.conf", AttemptKind.GOOD, None, 2.0)
     assert s.attempts_map == {"gen-5.conf": Attempts(0, 1, 1, "kernel-panic", 2.0)}
     assert s.running_commit("bootguard-trial+1-2.conf") == "dddd"
     blessed = s.with_trial_end(BLESSED, None, 3.0)
     assert blessed.running_commit("bootguard-trial+1-2.conf") == "dddd"  # the blessed boot itself
     assert blessed.running_commit("gen-5.conf") == "dddd"  # and every later boot of the generation
+
+
+@settings(deadline=None)
+@given(boot_records)
+def test_any_boot_record_round_trips(record: BootRecord) -> None:
+    """The typed boot record: to JSON and back, alone and inside a state."""
+    assert BootRecord.from_dict(json.loads(json.dumps(record.to_dict())), "x") == record
+    state = State(last_boot=record)
+    assert State.from_json(state.to_json()) == state
+
+
+def test_the_untyped_boot_record_of_older_versions_loads() -> None:
+    """bootguard <= 0.3 kept the record in `last_boot` as a dict with these keys; it loads as is."""
+    doc = json.loads(State.initial().to_json())
+    doc["last_boot"] = {
+        "boot_id": "b-1",
+        "verdict": "rebooted",
+        "entry": "bootguard-golden.conf",
+        "counted": False,
+        "trial_done": 0,
+        "trial_try": {"trial": "gen-3.conf", "started_at": 12.5, "try": 2},
+    }
+    state = State.from_json(json.dumps(doc), source="old")
+    assert state.last_boot == BootRecord(
+        "b-1",
+        "bootguard-golden.conf",
+        trial_try=TrialTry("gen-3.conf", 12.5, 2),
+        verdict="rebooted",
+    )
+    assert "last_boot" not in state.extra
+
+
+def test_a_verdict_outside_the_vocabulary_is_refused() -> None:
+    doc = json.loads(State(last_boot=BootRecord("b", "e")).to_json())
+    doc["last_boot"]["verdict"] = "maybe"
+    with pytest.raises(StateError, match="verdict"):
+        State.from_json(json.dumps(doc), source="s")
+    with pytest.raises(ValueError, match="verdict"):
+        BootRecord("b", "e", verdict="maybe")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ import pytest
 
 from bootguard.errors import ReadOnlyError, StateError
 from bootguard.model.events import Event, EventKind, EventLog
-from bootguard.model.state import Golden, Outcome, State
+from bootguard.model.state import AttemptKind, Golden, State
 from bootguard.seams import statestore as ss
 from bootguard.seams.proc import run
 from bootguard.seams.statestore import StateStore, decode_slot, encode_slot
@@ -26,7 +26,7 @@ A, B = ss.SLOTS
 
 
 def bump(state: State) -> State:
-    return state.with_attempt("a.conf", Outcome.ATTEMPTED, None, 1.0)
+    return state.with_attempt("a.conf", AttemptKind.ATTEMPTED, None, 1.0)
 
 
 @pytest.fixture

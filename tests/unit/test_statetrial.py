@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bootguard.demo.simloader import SimulatedLoader
 from bootguard.model.loader import BootSimulation
 from bootguard.seams.statestore import StateStore
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 LOADERS = ("systemd-boot 252.39-1~deb12u2", "systemd-boot 257.13-1~deb13u1", "systemd-boot 262.1-1")
@@ -246,7 +246,7 @@ def test_spooled_retry_is_not_taken_for_an_armed_try(host: HostTree, tmp_path: P
     with _read_only(host.state):
         result = host.initrd("--spool-dir", str(tmp_path / "spool"))
     assert "retry-trial" in result["actions"] and "reboot" not in result  # type: ignore[operator]
-    from bootguard.services.initrd_step import merge_spool
+    from bootguard.earlyboot.record import merge_spool
 
     merge_spool(StateStore(host.state), str(tmp_path / "spool"))
     assert ((_trial(host) or {})["attempt"], (_trial(host) or {})["failures"]) == (1, 1)
@@ -265,3 +265,31 @@ def test_restaging_as_state_trial_removes_the_loader_trials_copy(host: HostTree)
     assert host.cli("trial", "gen-2.conf", "--backend", "state")[0] == 0
     assert not any(n.startswith("bootguard-trial") for n in host.entries())
     assert (_trial(host) or {})["saved_default"] == "gen-1.conf"
+
+
+def test_state_counted_trial_ends_are_recorded_with_commit_and_cause(host: HostTree) -> None:
+    """C1 on the state backend: a used-up trial ends `failed` with the failure's cause, a blessed one
+    `blessed`; each in the update that ends it, with its commit; golden stays the running commit."""
+    loader = _state_trial(host, "--tries", "1", "--commit", "dead0001")
+    loader.boot()
+    host.initrd()
+    assert host.cli("mark", "bad")[0] == 0
+    loader.boot()
+    host.initrd()
+    state = StateStore(host.state).load().state
+    assert [(e.entry_id, e.commit, e.outcome, e.cause) for e in state.finished_trials] == [
+        ("gen-2.conf", "dead0001", "failed", "validation-failed")
+    ]
+    assert state.trial is None and state.running_commit("gen-2.conf") is None
+    host.add_entry("gen-3.conf", version="3")
+    code, _, err = host.cli("trial", "gen-3.conf", "--backend", "state", "--commit", "beef0002")
+    assert code == 0, err
+    assert _name(loader.boot()) == "gen-3.conf"
+    host.initrd()
+    assert host.cli("mark", "good")[0] == 0
+    state = StateStore(host.state).load().state
+    assert [(e.outcome, e.commit, e.seq) for e in state.finished_trials] == [
+        ("failed", "dead0001", 1),
+        ("blessed", "beef0002", 2),
+    ]
+    assert state.running_commit("gen-3.conf") == "beef0002"

@@ -23,13 +23,14 @@ def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> socket.soc
     return server
 
 
-def test_ready_and_status_arrive_as_ascii(notify_socket: socket.socket) -> None:
-    """READY=1 with STATUS; non-ASCII is replaced, not dropped with the message (sdnotify encodes Latin-1)."""
+def test_ready_and_status_arrive_as_utf8(notify_socket: socket.socket) -> None:
+    """READY=1 with STATUS, as UTF-8 (what systemd reads; sdnotify's own notify() encodes Latin-1 and
+    would fail on these characters); a newline in a status cannot start another assignment."""
     n = Notifier()
     n.ready("checks \u2192 all passed \u2713")
-    n.status("running")
-    assert notify_socket.recv(4096) == b"READY=1\nSTATUS=checks ? all passed ?"
-    assert notify_socket.recv(4096) == b"STATUS=running"
+    n.status("running\nREADY=0")
+    assert notify_socket.recv(4096) == "READY=1\nSTATUS=checks \u2192 all passed \u2713".encode()
+    assert notify_socket.recv(4096) == b"STATUS=running READY=0"
 
 
 def test_watchdog_pings_are_rate_limited(notify_socket: socket.socket) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from bootguard.demo.simloader import SimulatedLoader
+from bootguard.seams.efivars import EfiVars
 from bootguard.seams.statestore import StateStore
 from bootguard.services import verdict
 from bootguard.services.bootview import BootView
-from bootguard.services.simloader import SimulatedLoader
 from tests.hosttree import HostTree
 
 
@@ -28,8 +29,8 @@ def _on_trial(host: HostTree) -> SimulatedLoader:
 def test_pass_blesses_and_finishes_trial(host: HostTree) -> None:
     """Passing checks on a trial bless it and remove bootguard's trial copy."""
     _on_trial(host)
-    v = verdict.passed(_view(host), StateStore(host.state), str(host.efivars))
-    assert v.next is verdict.Next.CONTINUE
+    v = verdict.passed(_view(host), StateStore(host.state), EfiVars(str(host.efivars)))
+    assert v.next == verdict.CONTINUE
     assert "bootguard-trial.conf" not in host.entries()
     assert not any(n.startswith("bootguard-trial") for n in host.entries())
 
@@ -38,7 +39,7 @@ def test_failure_marks_bad_and_asks_for_reboot(host: HostTree) -> None:
     """A failed validation of the trial marks it bad (+0-N) and asks for a reboot into golden."""
     loader = _on_trial(host)
     v = verdict.failed(_view(host), StateStore(host.state), "check sshd failed")
-    assert v.next is verdict.Next.REBOOT
+    assert v.next == verdict.REBOOT
     assert "bootguard-trial+0-1.conf" in host.entries()
     sim = loader.boot()
     assert sim.selection.entry is not None and sim.selection.entry.filename == "bootguard-golden.conf"
@@ -50,7 +51,7 @@ def test_failure_on_golden_halts_without_reboot(host: HostTree) -> None:
     verdict.failed(_view(host), StateStore(host.state), "check sshd failed")
     loader.boot()  # now on golden
     v = verdict.failed(_view(host), StateStore(host.state), "check sshd failed")
-    assert v.next is verdict.Next.HALT
+    assert v.next == verdict.HALT
     status = host.cli_json("status")
     assert isinstance(status, dict)
     assert "golden" in str(status["halted"])

@@ -12,15 +12,13 @@ from typing import Any
 import pytest
 
 from bootguard.errors import UsageError, WatchdogError
-from bootguard.seams._wd_native import PingerStats
+from bootguard.seams._wd_consts import PingerStats
+from bootguard.seams.sdnotify import NullSender
 from bootguard.seams.watchdog import WatchdogDevice
 from bootguard.services.keepalive import (
     Keepalive,
     KeepaliveConfig,
-    NullNotifier,
-    SdNotifier,
     StopSignal,
-    latin1,
     make_notifier,
     service_watchdog_interval,
 )
@@ -222,40 +220,39 @@ def test_service_watchdog_interval_follows_sd_watchdog_enabled() -> None:
     assert service_watchdog_interval({}, 5) is None
 
 
-def test_status_is_sanitised_to_latin1() -> None:
-    """Characters sdnotify cannot encode become '?' instead of losing the whole message."""
+def test_sd_notify_sends_utf8_and_reports_a_failed_send_once(tmp_path: Path) -> None:
+    """The one seam: UTF-8 on a real notify socket; once the socket is gone, the failure is logged
+    once (not swallowed, not fatal)."""
+    import socket
 
-    class Inner:
-        def __init__(self) -> None:
-            self.sent: list[str] = []
+    from bootguard.seams import sdnotify as sd_seam
 
-        def notify(self, state: str) -> None:
-            state.encode("latin-1")  # what sdnotify does; raises on anything else
-            self.sent.append(state)
-
-    inner = Inner()
-    SdNotifier(inner, print).send("STATUS=feeding ✓ café")
-    assert inner.sent == ["STATUS=feeding ? café"]
-    assert latin1("ü→") == "ü?"
-
-
-def test_failed_notify_is_logged_once() -> None:
-    """A send error (sdnotify with debug=True) is reported once, not swallowed and not fatal."""
-
-    class Broken:
-        def notify(self, state: str) -> None:
-            raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
-
+    path = str(tmp_path / "notify")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(path)
+    server.settimeout(2)
     logs: list[str] = []
-    notifier = SdNotifier(Broken(), logs.append)
-    notifier.send("READY=1")
-    notifier.send("WATCHDOG=1")
-    assert logs == ["sd_notify failed (Connection refused); systemd may not see READY/WATCHDOG"]
+    sender = make_notifier({"NOTIFY_SOCKET": path}, logs.append)
+    assert isinstance(sender, sd_seam.Sender)
+    sender.send("STATUS=feeding \u2713 café")
+    assert server.recv(4096) == "STATUS=feeding \u2713 café".encode()
+    server.close()
+    os.unlink(path)
+    sender.send("WATCHDOG=1")
+    sender.send("WATCHDOG=1")
+    assert len(logs) == 1 and logs[0].startswith("sd_notify failed (") and logs[0].endswith(
+        "systemd may not see READY/WATCHDOG"
+    )
+
+
+def test_an_unreachable_notify_socket_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(WatchdogError, match="cannot connect to \\$NOTIFY_SOCKET"):
+        make_notifier({"NOTIFY_SOCKET": str(tmp_path / "nobody-listens")}, print)
 
 
 def test_no_notify_socket_means_no_notifier() -> None:
     """Without $NOTIFY_SOCKET nothing is imported or sent."""
-    assert isinstance(make_notifier({}, print), NullNotifier)
+    assert isinstance(make_notifier({}, print), NullSender)
 
 
 def test_sigterm_wakes_the_wait_at_once() -> None:

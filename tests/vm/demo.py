@@ -41,6 +41,8 @@ do_reboot
 
 GOLDEN = """\
 bg initrd
+say "SAY the validator runs the health checks of golden's boot, as on every boot of a real host"
+bg validate --config /mnt/state/control/checks.toml
 if [ ! -f /state/vm/good-update-staged ]; then
     say "SAY a good update arrives: NixOS installs generation 4 and makes it the default"
     sed -i 's/^default .*/default nixos-generation-4.conf/' /esp/loader/loader.conf
@@ -185,8 +187,15 @@ def _ending(boot: serial.Boot) -> str:
 def verdict(result: ScenarioResult) -> tuple[bool, str]:
     if result.entry_files != EXPECTED or result.run.stopped != "poweroff":
         return False, "the boots did not go as the story says:\n" + result.describe()
-    if result.bg_results("validate") != [0]:
-        return False, "validation of generation 4 did not pass:\n" + result.describe()
+    if result.bg_results("validate") != [0, 0]:
+        return False, "validation of golden or of generation 4 did not pass:\n" + result.describe()
+    failures = [e for e in result.bootguard_events() if e.get("kind") in ("counted-failure", "boot-failed")]
+    if len(failures) != 2 or any(e.get("cause") == "unknown" for e in failures):
+        return False, f"two failed boots of the bad update, none 'without a verdict', expected: {failures}"
+    data = [e.get("data") for e in failures]
+    evidence = [d.get("evidence") for d in data if isinstance(d, dict) and d.get("evidence")]
+    if len(evidence) != len(set(evidence)):
+        return False, f"each failure must be blamed on its own pstore record, or on none: {failures}"
     return True, (
         "the bad update failed twice and the host came back on golden by itself; "
         "the good update was validated and blessed and is what the host boots now."

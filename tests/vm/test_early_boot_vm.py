@@ -483,12 +483,12 @@ def _check_cut(
     what the cut's point in the write protocol allows (e.g. an unsynced, unrenamed slot: old state)."""
     loaded = StateStore(state_dir).load()
     assert loaded.warnings == (), loaded.warnings
-    last_boot = loaded.state.extra["last_boot"]
-    assert isinstance(last_boot, dict)
+    last_boot = loaded.state.last_boot
+    assert last_boot is not None
     ahead = loaded.state.seq - marker["seq"]
     allowed = {"slot-unsynced": (0,), "event-unsynced": (1,)}.get(cut.at, (0, 1))
     assert ahead in allowed, f"cut {n} ({cut.at}): seq {loaded.state.seq}, last marker said {marker['seq']}"
-    assert last_boot["boot_id"] == f"powercut-{n}-{marker['i'] + ahead}", (last_boot, marker)
+    assert last_boot.boot_id == f"powercut-{n}-{marker['i'] + ahead}", (last_boot, marker)
     events = (state_dir / "events.jsonl").read_bytes()
     assert events.startswith(before), f"cut {n}: the event log was rewritten, not appended to"
     assert len(events) >= marker["size"], f"cut {n}: {len(events)} bytes, marker said {marker['size']}"

@@ -19,6 +19,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import say
-    from bootguard.services import demo
+    from bootguard.demo import run as demo
 
     return demo.run(args.dir, args.loader, say)

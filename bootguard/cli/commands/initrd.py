@@ -68,8 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
-    from bootguard.services.initrd_step import Options
-    from bootguard.services.initrd_step import run as run_step
+    from bootguard.earlyboot.observe import Options
+    from bootguard.earlyboot.step import run as run_step
 
     opts = Options(
         esp=ctx.esp,
@@ -88,16 +88,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         cmdline=args.cmdline,
     )
     if args.failed:
-        from bootguard.services.initrd_step import record_failure
+        from bootguard.earlyboot.step import record_failure
 
         report = record_failure(opts, args.failed)
     else:
         report = run_step(opts)
+    exit_code = report.get("exit_code", 0)
+    code = exit_code if isinstance(exit_code, int) else 1
     if ctx.json:
         emit_json(report)
         if report.get("reboot"):
             _reboot(args.reboot_command, announce=False)
-        return 0
+        return code
     prefix = "would record" if args.dry_run else "bootguard-initrd"
     for line in report["events"]:  # type: ignore[attr-defined]
         say(f"{prefix}: {line}")
@@ -105,9 +107,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         say(f"{prefix}: action {action}")
     if "watchdog" in report:
         say(f"bootguard-initrd: {report['watchdog']}")
+    if "error" in report:
+        from bootguard.cli.output import warn
+
+        warn(f"bootguard: error: {report['error']}")
     if report.get("reboot"):
         _reboot(args.reboot_command)
-    return 0
+    return code
 
 
 def _reboot(command: str, *, announce: bool = True) -> None:

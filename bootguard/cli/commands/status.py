@@ -26,8 +26,10 @@ def _plain(r: dict[str, object]) -> list[str]:
         f"booted:     {r.get('booted') or 'unknown'}",
     ]
     if r.get("counted"):
+        left = r.get("tries_left")
         lines.append(
-            f"counting:   this boot is counted (attempt {r.get('attempt')}, {r.get('tries_left')} tries left)"
+            f"counting:   this boot is counted (attempt {r.get('attempt')}, "
+            f"{left} {'try' if left == 1 else 'tries'} left after this one)"
         )
     else:
         lines.append("counting:   this boot is not counted")
@@ -46,7 +48,11 @@ def _plain(r: dict[str, object]) -> list[str]:
                 f"counted by bootguard){trial_commit}"
             )
         else:
-            lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']}){trial_commit}")
+            failed = t.get("earlier_tries_failed")
+            so_far = f", {failed} {'try' if failed == 1 else 'tries'} failed so far" if failed else ""
+            lines.append(
+                f"trial:      {t['filename']} ({t['tries']} tries{so_far}, copy {t['copy']}){trial_commit}"
+            )
     last = r.get("last_trial")
     if isinstance(last, dict):
         why = f": {last['cause']}" if last.get("cause") else ""
@@ -85,7 +91,7 @@ def _plain(r: dict[str, object]) -> list[str]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
-    from bootguard.services.status import report
+    from bootguard.status import report
 
     r = report(ctx.esp, ctx.xbootldr, ctx.efivars, ctx.state_dir, events=args.events)
     if ctx.json:

@@ -48,8 +48,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
+    from bootguard.earlyboot.record import merge_spool
     from bootguard.seams.statestore import StateStore
-    from bootguard.services.initrd_step import merge_spool
     from bootguard.validator import config, service
 
     # What the initrd could not write (read-only root then) is folded in before this boot is judged.

@@ -1,7 +1,9 @@
 """`bootguard status`: what state the host is in, in words and as JSON.
 
-It never fails because one source is missing: each missing source (efivarfs, ESP, state) becomes a
-line that says so, since status is what a person reads when something is already wrong.
+It reports on the boot (services) and on GitOps (gitops), so it sits above both: `services` never
+imports `gitops`. It never fails because one source is missing: each missing source (efivarfs, ESP,
+state) becomes a line that says so, since status is what a person reads when something is already
+wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +19,17 @@ from bootguard.services.bootview import BootView
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from bootguard.model.state import State
+
+
+def _trial_copy_now(view: BootView) -> dict[str, object]:
+    """The loader-counted trial copy under its name of now, and how many of its tries already ended
+    without a blessing (the loader renamed it on each; this boot's try is not one of them)."""
+    tc = fallback.trial_copy(view)
+    if tc is None:
+        return {}
+    done = tc.tries_done or 0
+    earlier = done - 1 if tc is view.booted and view.counted else done
+    return {"copy": tc.filename, "earlier_tries_failed": max(earlier, 0), "tries_left": tc.tries_left}
 
 
 def _boot_part(view: BootView) -> dict[str, object]:
@@ -125,8 +138,10 @@ def report(
 ) -> dict[str, object]:
     out: dict[str, object] = {"problems": []}
     problems: list[str] = out["problems"]  # type: ignore[assignment]
+    view: BootView | None = None
     try:
-        out.update(_boot_part(BootView.gather(esp, xbootldr, efivars)))
+        view = BootView.gather(esp, xbootldr, efivars)
+        out.update(_boot_part(view))
     except BootguardError as exc:
         problems.append(exc.message)
     store = StateStore(state_dir)
@@ -134,6 +149,9 @@ def report(
         loaded = store.load()
         booted = out.get("booted") or out.get("booted_id")  # the file may be gone (a blessed trial copy)
         out.update(_state_part(loaded.state, booted if isinstance(booted, str) else None))
+        trial = out.get("trial")
+        if isinstance(trial, dict) and view is not None and trial.get("counted_by") == Backend.LOADER.value:
+            trial.update(_trial_copy_now(view))
         problems.extend(loaded.warnings)
     except BootguardError as exc:
         problems.append(exc.message)

@@ -11,7 +11,7 @@ import os
 import tempfile
 import uuid
 
-from bootguard.services.simloader import SimulatedLoader
+from bootguard.demo.simloader import SimulatedLoader
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

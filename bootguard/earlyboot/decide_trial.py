@@ -8,29 +8,20 @@ the counting itself is one piece of code for every loader.
 
 from __future__ import annotations
 
+from bootguard.earlyboot import act, causes
 from bootguard.errors import BootguardError
 from bootguard.model._frozen import Frozen
 from bootguard.model.entry import EntryStatus
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Backend
+from bootguard.model.state import BAD, GOOD, SHUTDOWN, Backend, TrialTry
 from bootguard.services import fallback, statetrial
-from bootguard.services.outcomes import (
-    LAST_BOOT,
-    TRIAL_TRY,
-    Action,
-    Cause,
-    explain,
-    failure_cause,
-    unseen_cause,
-)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
+    from bootguard.earlyboot.causes import Blame
+    from bootguard.earlyboot.observe import Observation
     from bootguard.model.state import State, Trial
     from bootguard.services.bootview import BootView
-    from bootguard.services.earlyboot import Observation
 
 
 class TrialFacts(Frozen):
@@ -55,17 +46,17 @@ class TrialStep(Frozen):
     __slots__ = ("actions", "events", "failures", "this_try", "trial")
     trial: Trial | None  # as it is to be recorded
     events: list[Event]
-    failures: list[tuple[str, Cause]]
-    actions: list[Action]
-    this_try: dict[str, Any] | None  # try_key of this boot, when it is a try
+    failures: list[tuple[str, str]]  # (entry, cause)
+    actions: list[str]
+    this_try: TrialTry | None  # this boot, when it is a try
 
     def __init__(
         self,
         trial: Trial | None,
         events: list[Event],
-        failures: list[tuple[str, Cause]],
-        actions: list[Action],
-        this_try: dict[str, Any] | None = None,
+        failures: list[tuple[str, str]],
+        actions: list[str],
+        this_try: TrialTry | None = None,
     ) -> None:
         self._init(trial=trial, events=events, failures=failures, actions=actions, this_try=this_try)
 
@@ -73,11 +64,6 @@ class TrialStep(Frozen):
 def state_trial_of(state: State) -> Trial | None:
     t = state.trial
     return t if t is not None and t.backend is Backend.STATE else None
-
-
-def try_key(t: Trial) -> dict[str, Any]:
-    """Names one try of one trial in LAST_BOOT (a later trial's try 1 is another try)."""
-    return {"trial": t.filename, "started_at": t.started_at, "try": t.attempt}
 
 
 def sdboot_facts(view: BootView, t: Trial, state: State) -> TrialFacts:
@@ -94,16 +80,9 @@ def sdboot_facts(view: BootView, t: Trial, state: State) -> TrialFacts:
     )
 
 
-def grub_booted(state: State, cmdline: str) -> str | None:
-    """Which of golden and the trial this boot is, by the kernel command-line token pinned with it."""
-    words = cmdline.split()
-    for e in (state.trial, state.golden):
-        if e is not None and e.cmdline and e.cmdline in words:
-            return e.filename
-    return None
-
-
 def grub_facts(state: State, t: Trial, env: dict[str, str], cmdline: str) -> TrialFacts:
+    from bootguard.services.grubtrial import booted as grub_booted  # GRUB hosts only
+
     return TrialFacts(
         on_trial=grub_booted(state, cmdline) == t.filename,
         target_present=True,  # GRUB's menu is generated; an unknown next_entry falls back to the default
@@ -112,7 +91,7 @@ def grub_facts(state: State, t: Trial, env: dict[str, str], cmdline: str) -> Tri
     )
 
 
-def convert(obs: Observation, view: BootView) -> tuple[Trial | None, list[Event], list[Action]]:
+def convert(obs: Observation, view: BootView) -> tuple[Trial | None, list[Event], list[str]]:
     """A loader-counted trial booted without being counted: the loader cannot rename its entry (the
     firmware cannot write the ESP), so its counter would never run out. bootguard takes over counting."""
     t, tc, b = obs.state.trial, fallback.trial_copy(view), view.booted
@@ -128,33 +107,39 @@ def convert(obs: Observation, view: BootView) -> tuple[Trial | None, list[Event]
         f"{done + 1} of {t.tries}, golden is now the default and later tries are one-shot boots"
     )
     event = Event.new(EventKind.POLICY_CORRECTED, message, entry=tc.filename, boot_id=obs.boot_id)
-    return converted, [event], [Action.GOLDEN_DEFAULT]
+    return converted, [event], [act.GOLDEN_DEFAULT]
 
 
-def _ended_try(obs: Observation, t: Trial, on_trial: bool) -> Cause | None:
-    """Why the armed try ended badly, or None if it did not (or if it is this boot)."""
+def _ended_try(obs: Observation, t: Trial, on_trial: bool) -> Blame | str | None:
+    """Why the armed try ended badly (a Blame), SHUTDOWN when it ended in an orderly shutdown before
+    its verdict (not a failure: the try is armed again), or None if it did not end (or is this boot)."""
     if t.attempt <= t.failures:
         return None  # no try armed
-    prev = obs.state.extra.get(LAST_BOOT)
-    prev = prev if isinstance(prev, dict) else {}
-    if obs.boot_id is not None and prev.get("boot_id") == obs.boot_id:
+    prev = obs.state.last_boot
+    if prev is not None and obs.boot_id is not None and prev.boot_id == obs.boot_id:
         return None  # the step ran already in this boot
-    if prev.get(TRIAL_TRY) == try_key(t):  # the try reached this step last boot
-        verdict = prev.get("verdict")
-        if verdict == "good":
+    if prev is not None and prev.trial_try == TrialTry.of(t):  # the try reached this step last boot
+        if prev.verdict == GOOD:
             return None
-        return Cause.VALIDATION if verdict == "bad" else failure_cause(obs)
-    return None if on_trial else unseen_cause(obs)  # its one-shot boot died before this step
+        if prev.verdict == SHUTDOWN:
+            return SHUTDOWN
+        if prev.verdict == BAD:
+            return causes.Blame(causes.VALIDATION)
+        return causes.blame_one(obs, reached_step=True)
+    return None if on_trial else causes.blame_one(obs, reached_step=False)  # died before this step
 
 
-def _failed_try(obs: Observation, t: Trial, cause: Cause) -> Event:
+def _failed_try(obs: Observation, t: Trial, blame: Blame) -> Event:
+    data: dict[str, object] = {"try": t.attempt, "tries": t.tries, "counted_by": "bootguard"}
+    if blame.record:
+        data["evidence"] = blame.record
     return Event.new(
         EventKind.COUNTED_FAILURE,
-        f"try {t.attempt} of {t.tries} of trial {t.filename} failed: {explain(cause, obs)}",
+        f"try {t.attempt} of {t.tries} of trial {t.filename} failed: {causes.explain(blame, obs)}",
         entry=t.filename,
-        cause=cause.value,
+        cause=blame.cause,
         boot_id=obs.boot_id,
-        data={"try": t.attempt, "tries": t.tries, "counted_by": "bootguard"},
+        data=data,
     )
 
 
@@ -177,32 +162,36 @@ def state_trial(obs: Observation, t: Trial, facts: TrialFacts) -> TrialStep:
             None,
             [Event.new(EventKind.POLICY_CORRECTED, message, entry=t.filename)],
             [],
-            [Action.FORGET_TRIAL],
+            [act.FORGET_TRIAL],
         )
     events: list[Event] = []
-    failures: list[tuple[str, Cause]] = []
-    actions: list[Action] = []
-    cause = _ended_try(obs, t, facts.on_trial)
-    if cause is not None:
+    failures: list[tuple[str, str]] = []
+    actions: list[str] = []
+    ended = _ended_try(obs, t, facts.on_trial)
+    if ended == SHUTDOWN:  # the try neither passed nor failed: arm it again
+        t = t.evolve(attempt=t.attempt - 1)
+        message = f"try {t.attempt + 1} of trial {t.filename} ended in an orderly shutdown before its verdict"
+        events.append(Event.new(EventKind.BOOT_ENDED, message, entry=t.filename, boot_id=obs.boot_id))
+    elif ended is not None and not isinstance(ended, str):
         t = t.evolve(failures=t.failures + 1)
-        events.append(_failed_try(obs, t, cause))
-        failures.append((t.filename, cause))
-    this: dict[str, Any] | None = None
+        events.append(_failed_try(obs, t, ended))
+        failures.append((t.filename, ended.cause))
+    this: TrialTry | None = None
     if facts.on_trial and t.used_up:  # the loader did not fall back by itself: switch to golden, reboot
-        actions += [Action.ABANDON_TRIAL, Action.GOLDEN_DEFAULT, Action.REBOOT]
+        actions += [act.ABANDON_TRIAL, act.GOLDEN_DEFAULT, act.REBOOT]
     elif facts.on_trial:
         if t.attempt <= t.failures:  # booted again without a new one-shot: this is the next try
             t = t.evolve(attempt=t.attempt + 1)
-            actions.append(Action.GOLDEN_DEFAULT)
-        this = try_key(t)
+            actions.append(act.GOLDEN_DEFAULT)
+        this = TrialTry.of(t)
         events.append(_this_try(obs, t, facts))
     elif t.used_up:
-        actions.append(Action.ABANDON_TRIAL)
+        actions.append(act.ABANDON_TRIAL)
     elif t.attempt <= t.failures:
         t = t.evolve(attempt=t.attempt + 1)
-        actions += [Action.RETRY_TRIAL, Action.REBOOT]
+        actions += [act.RETRY_TRIAL, act.REBOOT]
         message = f"arming try {t.attempt} of {t.tries} of trial {t.filename} as a one-shot boot; rebooting"
         events.append(Event.new(EventKind.POLICY_CORRECTED, message, entry=t.filename, boot_id=obs.boot_id))
-    if not facts.on_trial and Action.GOLDEN_DEFAULT not in actions and not facts.golden_is_default:
-        actions.append(Action.GOLDEN_DEFAULT)  # mend: a lost default would not fall back to golden
+    if not facts.on_trial and act.GOLDEN_DEFAULT not in actions and not facts.golden_is_default:
+        actions.append(act.GOLDEN_DEFAULT)  # mend: a lost default would not fall back to golden
     return TrialStep(t, events, failures, actions, this)
