@@ -51,7 +51,7 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     It imports no more than the daemon does (subprocess, tempfile live in the measuring side)."""
     import json
 
-    from bootguard.seams.sdnotify import NullSender
+    from bootguard.seams.sdnotify import NullNotifySocket
     from bootguard.seams.watchdog import PingMode, WatchdogDevice
     from bootguard.services.keepalive import Keepalive, KeepaliveConfig, StopSignal
 
@@ -93,7 +93,10 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
     device.start_pinger = start_pinger  # type: ignore[assignment,method-assign]
     from bootguard.errors import BootguardError
 
-    keepalive = Keepalive(device, config, notifier=NullSender(), log=lambda m: print(m, file=sys.stderr))
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    keepalive = Keepalive(device, config, notifier=NullNotifySocket(), log=log)
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     try:
         report = keepalive.run(stop)

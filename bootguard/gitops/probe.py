@@ -14,7 +14,7 @@ from bootguard.gitops import git
 from bootguard.model._frozen import Frozen
 
 
-class Probe(Frozen):
+class RemoteProbe(Frozen):
     """HEAD of the host's repository and the remote's commit for the branch."""
 
     __slots__ = ("head", "remote_commit")
@@ -64,11 +64,11 @@ def require_branch(
         )
 
 
-def probe(g: git.Git, remote: str, branch: str) -> Probe:
+def probe(g: git.Git, remote: str, branch: str) -> RemoteProbe:
     """Check the repository's state and ask the remote for its commit (no fetch)."""
     head = git.head(g)
     require_branch(g, head, branch)
     remote_commit = git.ls_remote(g, remote, branch)
     if remote_commit is None:
         raise GitOpsError(f"remote {remote!r} ({git.remote_url(g, remote)}) has no branch {branch!r}")
-    return Probe(head, remote_commit)
+    return RemoteProbe(head, remote_commit)

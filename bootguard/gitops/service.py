@@ -10,7 +10,7 @@ from __future__ import annotations
 from bootguard.errors import BootguardError, ConflictError
 from bootguard.gitops import events, git, noop
 from bootguard.gitops.locks import GitopsLock
-from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
+from bootguard.gitops.values import UpgradeOptions, UpgradeOutcome, UpgradeResult
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _upgrade(g: git.Git, opts: UpgradeOptions) -> UpgradeResult:
     if seen.up_to_date:
         assert seen.head.commit is not None
         return UpgradeResult(
-            outcome=Outcome.UP_TO_DATE,
+            outcome=UpgradeOutcome.UP_TO_DATE,
             previous=seen.head.commit,
             head=seen.head.commit,
             remote_commit=seen.remote_commit,
@@ -105,7 +105,7 @@ def _upgrade(g: git.Git, opts: UpgradeOptions) -> UpgradeResult:
 
 
 def describe(repo: str, result: UpgradeResult) -> str:
-    if result.outcome is Outcome.UP_TO_DATE:
+    if result.outcome is UpgradeOutcome.UP_TO_DATE:
         return f"{repo} is up to date at {result.head[:12]}"
     return f"upgraded {repo} from {result.previous[:12]} to {result.head[:12]} ({result.integration})"
 

@@ -25,14 +25,14 @@ from bootguard.errors import BootguardError, ConflictError, GitOpsError, RolledB
 from bootguard.gitops import backups, git
 from bootguard.gitops.deploy import Stage, StageResult, run_stage
 from bootguard.gitops.integrate import integrate
-from bootguard.gitops.probe import Probe
+from bootguard.gitops.probe import RemoteProbe
 from bootguard.gitops.record import CommitVerdict, FailedCommit, GitopsRecord, RepoRecord, StagedTrial
-from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
+from bootguard.gitops.values import UpgradeOptions, UpgradeOutcome, UpgradeResult
 
 FORCE_PUSH_STAGE = "force-push"
 
 
-def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
+def upgrade(g: git.Git, opts: UpgradeOptions, probe: RemoteProbe) -> UpgradeResult:
     """Bring the host to the remote's commit, or explain (raise) why it stays where it is."""
     running = probe.head.commit
     assert running is not None  # probe.require_branch refuses unborn branches
@@ -87,7 +87,7 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
     problem = _restore_dirty(g, dirty, done.head)
     details = {"stages": [s.to_dict() for s in stages]}
     result = UpgradeResult(
-        outcome=Outcome.UPGRADED,
+        outcome=UpgradeOutcome.UPGRADED,
         previous=running,
         head=done.head,
         remote_commit=new,
@@ -103,7 +103,7 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
 
 def _up_to_date(head: str, remote: str, note: str) -> UpgradeResult:
     return UpgradeResult(
-        outcome=Outcome.UP_TO_DATE,
+        outcome=UpgradeOutcome.UP_TO_DATE,
         previous=head,
         head=head,
         remote_commit=remote,

@@ -50,7 +50,7 @@ class Mode(enum.Enum):
         return self is not Mode.TEST
 
 
-class Outcome(enum.Enum):
+class UpgradeOutcome(enum.Enum):
     UP_TO_DATE = "up-to-date"  # the remote has nothing this host lacks
     UPGRADED = "upgraded"  # integrated, built, validated and switched
 
@@ -166,7 +166,7 @@ class UpgradeResult(Frozen):
 
     __slots__ = ("backups", "details", "head", "integration", "notes", "outcome", "previous", "remote_commit")
 
-    outcome: Outcome
+    outcome: UpgradeOutcome
     previous: str  # HEAD before the run
     head: str  # HEAD after the run
     remote_commit: str

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class NullSender:
+class NullNotifySocket:
     """Not started by systemd: nothing to tell."""
 
     enabled = False
@@ -27,7 +27,7 @@ class NullSender:
         del message
 
 
-class Sender:
+class NotifySocket:
     """Messages to $NOTIFY_SOCKET as UTF-8 datagrams."""
 
     enabled = True
@@ -46,11 +46,11 @@ class Sender:
                 self._warned = True
 
 
-def connect(env: Mapping[str, str], log: Callable[[str], None]) -> Sender | NullSender:
+def connect(env: Mapping[str, str], log: Callable[[str], None]) -> NotifySocket | NullNotifySocket:
     """A sender when systemd gave us $NOTIFY_SOCKET (in `env`), else a no-op."""
     address = env.get("NOTIFY_SOCKET")
     if not address:
-        return NullSender()
+        return NullNotifySocket()
     try:
         import sdnotify
     except ImportError as exc:
@@ -72,4 +72,4 @@ def connect(env: Mapping[str, str], log: Callable[[str], None]) -> Sender | Null
             del os.environ["NOTIFY_SOCKET"]
         else:
             os.environ["NOTIFY_SOCKET"] = saved
-    return Sender(notifier.socket, log)
+    return NotifySocket(notifier.socket, log)

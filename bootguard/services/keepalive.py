@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bootguard.seams._wd_consts import Pinger
     from bootguard.seams.watchdog import WatchdogDevice
 
-    class Notifier(Protocol):
+    class NotifyChannel(Protocol):
         """The sd_notify messages the daemon sends."""
 
         def send(self, message: str) -> None: ...
@@ -114,7 +114,7 @@ class KeepaliveReport(Frozen):
 # --------------------------------------------------------------------------- sd_notify
 
 
-def make_notifier(env: Mapping[str, str], log: Callable[[str], None]) -> Notifier:
+def make_notifier(env: Mapping[str, str], log: Callable[[str], None]) -> NotifyChannel:
     """An sd_notify sender (the one seam, bootguard.seams.sdnotify) when systemd started us with
     $NOTIFY_SOCKET, else a no-op; a missing package or an unreachable socket is a WatchdogError."""
     from bootguard.errors import EnvironmentProblem
@@ -223,7 +223,7 @@ class Keepalive:
         device: WatchdogDevice,
         config: KeepaliveConfig,
         *,
-        notifier: Notifier | None = None,
+        notifier: NotifyChannel | None = None,
         log: Callable[[str], None] | None = None,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -1,7 +1,7 @@
 """One probe per check kind: a single attempt, bounded by `timeout`, answering pass or fail + why.
 
 Probes never raise for an unhealthy system: a refused connection, a failed unit or a non-zero exit
-is a `Probe(ok=False, …)`. External programs (systemctl, ping, commands, drop-in scripts) run only
+is a `CheckProbe(ok=False, …)`. External programs (systemctl, ping, commands, drop-in scripts) run only
 through the subprocess seam, whose timeout kills the whole process group: a hung check cannot
 outlive its attempt.
 """
@@ -22,7 +22,7 @@ _MAX_OUTPUT = 65536
 
 
 @attrs.frozen
-class Probe:
+class CheckProbe:
     """The outcome of one attempt."""
 
     ok: bool
@@ -30,19 +30,19 @@ class Probe:
     timed_out: bool = False
 
     @classmethod
-    def passed(cls, message: str) -> Probe:
+    def passed(cls, message: str) -> CheckProbe:
         return cls(True, message)
 
     @classmethod
-    def failed(cls, message: str) -> Probe:
+    def failed(cls, message: str) -> CheckProbe:
         return cls(False, message)
 
     @classmethod
-    def timeout(cls, message: str) -> Probe:
+    def timeout(cls, message: str) -> CheckProbe:
         return cls(False, message, timed_out=True)
 
 
-def probe(check: s.CheckSpec, timeout: float) -> Probe:
+def probe(check: s.CheckSpec, timeout: float) -> CheckProbe:
     """Run one attempt of `check` within `timeout` seconds."""
     t = check.target
     match t:
@@ -77,33 +77,33 @@ def _last_line(*texts: str) -> str:
     return ""
 
 
-def _command(argv: tuple[str, ...], timeout: float) -> Probe:
+def _command(argv: tuple[str, ...], timeout: float) -> CheckProbe:
     try:
         done = proc.run(argv, check=False, timeout=timeout, new_session=True, max_output=_MAX_OUTPUT)
     except CommandError as exc:  # with check=False only a timeout raises; the seam killed the child
-        return Probe.timeout(exc.message)
+        return CheckProbe.timeout(exc.message)
     name = os.path.basename(argv[-1] if len(argv) == 2 and argv[0] == "/bin/bash" else argv[0])
     tail = _last_line(done.stderr, done.stdout)
     if done.ok:
-        return Probe.passed(tail or f"{name} exited 0")
+        return CheckProbe.passed(tail or f"{name} exited 0")
     if done.returncode == 127:
-        return Probe.failed(f"{name}: command not found")
+        return CheckProbe.failed(f"{name}: command not found")
     if done.returncode < 0:
-        return Probe.failed(f"{name} was killed by signal {-done.returncode}")
-    return Probe.failed(f"{name} exited {done.returncode}" + (f": {tail}" if tail else ""))
+        return CheckProbe.failed(f"{name} was killed by signal {-done.returncode}")
+    return CheckProbe.failed(f"{name} exited {done.returncode}" + (f": {tail}" if tail else ""))
 
 
-def _tcp(t: s.TcpTarget, timeout: float) -> Probe:
+def _tcp(t: s.TcpTarget, timeout: float) -> CheckProbe:
     try:
         with socket.create_connection((t.host, t.port), timeout=timeout):
-            return Probe.passed(f"{t.host}:{t.port} accepts connections")
+            return CheckProbe.passed(f"{t.host}:{t.port} accepts connections")
     except TimeoutError:
-        return Probe.timeout(f"{t.host}:{t.port}: no answer within {timeout:g} s")
+        return CheckProbe.timeout(f"{t.host}:{t.port}: no answer within {timeout:g} s")
     except OSError as exc:
-        return Probe.failed(f"{t.host}:{t.port}: {exc.strerror or exc}")
+        return CheckProbe.failed(f"{t.host}:{t.port}: {exc.strerror or exc}")
 
 
-def _http(t: s.HttpTarget, timeout: float) -> Probe:
+def _http(t: s.HttpTarget, timeout: float) -> CheckProbe:
     import ssl
     import urllib.error
     import urllib.request
@@ -116,61 +116,61 @@ def _http(t: s.HttpTarget, timeout: float) -> Probe:
     except urllib.error.HTTPError as exc:
         status = exc.code
     except urllib.error.URLError as exc:
-        return Probe.failed(f"GET {t.url}: {exc.reason}")
+        return CheckProbe.failed(f"GET {t.url}: {exc.reason}")
     except (OSError, ValueError) as exc:  # timeouts, resets, malformed URLs
-        return Probe.failed(f"GET {t.url}: {exc}")
+        return CheckProbe.failed(f"GET {t.url}: {exc}")
     expected = ", ".join(str(c) for c in t.expect)
     if status in t.expect:
-        return Probe.passed(f"GET {t.url}: {status}")
-    return Probe.failed(f"GET {t.url}: status {status}, expected {expected}")
+        return CheckProbe.passed(f"GET {t.url}: {status}")
+    return CheckProbe.failed(f"GET {t.url}: status {status}, expected {expected}")
 
 
-def _dns(t: s.DnsTarget) -> Probe:
+def _dns(t: s.DnsTarget) -> CheckProbe:
     # getaddrinfo has no timeout of its own; the runner abandons the attempt at its timeout.
     try:
         infos = socket.getaddrinfo(t.name, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        return Probe.failed(f"{t.name} does not resolve: {exc.strerror}")
+        return CheckProbe.failed(f"{t.name} does not resolve: {exc.strerror}")
     except UnicodeError as exc:
-        return Probe.failed(f"{t.name} is not a valid host name: {exc}")
+        return CheckProbe.failed(f"{t.name} is not a valid host name: {exc}")
     addresses = sorted({str(info[4][0]) for info in infos})
-    return Probe.passed(f"{t.name} resolves to {', '.join(addresses[:4])}")
+    return CheckProbe.passed(f"{t.name} resolves to {', '.join(addresses[:4])}")
 
 
-def _ping(t: s.PingTarget, timeout: float) -> Probe:
+def _ping(t: s.PingTarget, timeout: float) -> CheckProbe:
     wait = max(1, int(timeout))
     try:
         done = proc.run(["ping", "-c", "1", "-W", str(wait), "--", t.host], check=False, timeout=timeout + 1)
     except CommandError as exc:
-        return Probe.timeout(exc.message)
+        return CheckProbe.timeout(exc.message)
     if done.ok:
-        return Probe.passed(f"{t.host} answers ping")
+        return CheckProbe.passed(f"{t.host} answers ping")
     if done.returncode == 127:
-        return Probe.failed("ping: command not found (install iputils-ping)")
-    return Probe.failed(
+        return CheckProbe.failed("ping: command not found (install iputils-ping)")
+    return CheckProbe.failed(
         f"{t.host} does not answer ping" + (f": {_last_line(done.stderr)}" if done.stderr else "")
     )
 
 
-def _unit(t: s.UnitTarget, timeout: float) -> Probe:
+def _unit(t: s.UnitTarget, timeout: float) -> CheckProbe:
     try:
         done = proc.run(["systemctl", "is-active", "--", t.unit], check=False, timeout=timeout)
     except CommandError as exc:
-        return Probe.timeout(exc.message)
+        return CheckProbe.timeout(exc.message)
     state = done.stdout.strip() or _last_line(done.stderr) or "unknown"
     if done.ok and state == "active":
-        return Probe.passed(f"{t.unit} is active")
-    return Probe.failed(f"{t.unit} is {state}")
+        return CheckProbe.passed(f"{t.unit} is active")
+    return CheckProbe.failed(f"{t.unit} is {state}")
 
 
-def _no_failed_units(t: s.NoFailedUnitsTarget, timeout: float) -> Probe:
+def _no_failed_units(t: s.NoFailedUnitsTarget, timeout: float) -> CheckProbe:
     argv = ["systemctl", "list-units", "--state=failed", "--plain", "--no-legend", "--no-pager"]
     try:
         done = proc.run(argv, check=False, timeout=timeout)
     except CommandError as exc:
-        return Probe.timeout(exc.message)
+        return CheckProbe.timeout(exc.message)
     if not done.ok:
-        return Probe.failed(f"systemctl list-units failed: {_last_line(done.stderr) or done.returncode}")
+        return CheckProbe.failed(f"systemctl list-units failed: {_last_line(done.stderr) or done.returncode}")
     failed = []
     for line in done.stdout.splitlines():
         fields = line.split()
@@ -180,28 +180,28 @@ def _no_failed_units(t: s.NoFailedUnitsTarget, timeout: float) -> Probe:
         if fields and fields[0] not in t.ignore:
             failed.append(fields[0])
     if failed:
-        return Probe.failed(f"{len(failed)} failed unit(s): {', '.join(failed[:10])}")
-    return Probe.passed("no failed units")
+        return CheckProbe.failed(f"{len(failed)} failed unit(s): {', '.join(failed[:10])}")
+    return CheckProbe.passed("no failed units")
 
 
-def _path(t: s.PathTarget) -> Probe:
+def _path(t: s.PathTarget) -> CheckProbe:
     if os.path.exists(t.path):
-        return Probe.passed(f"{t.path} exists")
-    return Probe.failed(f"{t.path} does not exist")
+        return CheckProbe.passed(f"{t.path} exists")
+    return CheckProbe.failed(f"{t.path} does not exist")
 
 
-def _disk(t: s.DiskTarget) -> Probe:
+def _disk(t: s.DiskTarget) -> CheckProbe:
     try:
         st = os.statvfs(t.path)
     except OSError as exc:
-        return Probe.failed(f"{t.path}: {exc.strerror}")
+        return CheckProbe.failed(f"{t.path}: {exc.strerror}")
     free = st.f_bavail * st.f_frsize
     total = st.f_blocks * st.f_frsize
     free_mb = free / 2**20
     percent = 100.0 * free / total if total else 0.0
     what = f"{t.path}: {free_mb:.0f} MiB ({percent:.1f}%) free"
     if t.min_free_mb is not None and free_mb < t.min_free_mb:
-        return Probe.failed(f"{what}, below {t.min_free_mb:g} MiB")
+        return CheckProbe.failed(f"{what}, below {t.min_free_mb:g} MiB")
     if t.min_free_percent is not None and percent < t.min_free_percent:
-        return Probe.failed(f"{what}, below {t.min_free_percent:g}%")
-    return Probe.passed(what)
+        return CheckProbe.failed(f"{what}, below {t.min_free_percent:g}%")
+    return CheckProbe.passed(what)

@@ -21,10 +21,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from bootguard.validator.checks import Probe
+    from bootguard.validator.checks import CheckProbe
     from bootguard.validator.spec import CheckSpec
 
-    ProbeFn = Callable[[CheckSpec, float], Probe]
+    ProbeFn = Callable[[CheckSpec, float], CheckProbe]
     Tick = Callable[[int, int], None]
 
 # Extra time an attempt gets beyond its timeout before it is abandoned: lets the subprocess seam
@@ -52,23 +52,24 @@ class _Slot:
             finished.put(self.check.name)
 
 
-def _attempt(probe: ProbeFn, check: CheckSpec, budget: float) -> Probe:
+def _attempt(probe: ProbeFn, check: CheckSpec, budget: float) -> CheckProbe:
     """One attempt in its own thread, abandoned (not awaited) after `budget` + margin."""
-    box: list[Probe] = []
+    box: list[CheckProbe] = []
 
     def target() -> None:
         try:
             box.append(probe(check, budget))
         # A probe that crashes must count as a failure, not look like a hang until the timeout.
         except Exception as exc:
-            box.append(checks_mod.Probe.failed(f"internal error in the {check.kind.value} check: {exc!r}"))
+            message = f"internal error in the {check.kind.value} check: {exc!r}"
+            box.append(checks_mod.CheckProbe.failed(message))
 
     worker = threading.Thread(target=target, name=f"check:{check.name}", daemon=True)
     worker.start()
     worker.join(budget + min(_MARGIN, budget / 4))
     if box:
         return box[0]
-    return checks_mod.Probe.timeout(f"no answer within {budget:g} s")
+    return checks_mod.CheckProbe.timeout(f"no answer within {budget:g} s")
 
 
 class _Run:

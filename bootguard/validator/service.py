@@ -121,7 +121,7 @@ def for_host(
 
 
 @attrs.frozen
-class Outcome:
+class ValidationRun:
     exit_code: int
     messages: tuple[str, ...]
     report: Report | None = None
@@ -268,7 +268,7 @@ def _event_for(verdict: Verdict, p: Plan, previous: dict[str, object] | None) ->
     return NotifyEvent.ROLLBACK if p.step in (Step.REBOOT, Step.REBOOT_LATER) else NotifyEvent.FAILURE
 
 
-def validate(cfg: ValidatorConfig, svc: Services) -> Outcome:
+def validate(cfg: ValidatorConfig, svc: Services) -> ValidationRun:
     """Decide this boot. Exit code 0 when it was blessed, CHECKS_FAILED when it was rejected."""
     flow = _Flow(cfg, svc)
     flow.find_entry()
@@ -299,9 +299,9 @@ def validate(cfg: ValidatorConfig, svc: Services) -> Outcome:
     if p.step is Step.CONTINUE:
         flow.guarded("settle the GitOps commit of a finished trial", lambda: _gitops_after_boot(svc, flow))
         svc.sd.ready(report.summary())
-        return Outcome(int(ExitCode.OK), tuple(flow.messages), report, p.step)
+        return ValidationRun(int(ExitCode.OK), tuple(flow.messages), report, p.step)
     flow.finish(p)
-    return Outcome(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)
+    return ValidationRun(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)
 
 
 def _gitops_after_boot(svc: Services, flow: _Flow) -> None:
@@ -332,7 +332,9 @@ def _write_last(
     record.write_last_validation(svc.state_dir, doc)
 
 
-def boot_deadline(cfg: ValidatorConfig, svc: Services, *, target: str = "boot-complete.target") -> Outcome:
+def boot_deadline(
+    cfg: ValidatorConfig, svc: Services, *, target: str = "boot-complete.target"
+) -> ValidationRun:
     """Run by bootguard-boot-deadline.service: the boot never completed → reject it and reboot."""
     try:
         done = proc.run(["systemctl", "is-active", target], check=False, timeout=30)
@@ -340,7 +342,7 @@ def boot_deadline(cfg: ValidatorConfig, svc: Services, *, target: str = "boot-co
     except BootguardError as exc:
         state = f"unknown ({exc.message})"
     if state == "active":
-        return Outcome(int(ExitCode.OK), (f"{target} was reached; nothing to do",))
+        return ValidationRun(int(ExitCode.OK), (f"{target} was reached; nothing to do",))
     flow = _Flow(cfg, svc)
     flow.find_entry()
     reason = f"{target} was not reached before the boot deadline (it is {state})"
@@ -367,4 +369,4 @@ def boot_deadline(cfg: ValidatorConfig, svc: Services, *, target: str = "boot-co
     if write_metrics is not None:
         flow.guarded("write metrics", lambda: write_metrics(None))
     flow.finish(p)
-    return Outcome(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)
+    return ValidationRun(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bootguard.validator.checks import Probe
+from bootguard.validator.checks import CheckProbe
 from bootguard.validator.results import Result
 from bootguard.validator.runner import run_checks
 from bootguard.validator.spec import CheckKind, CheckSpec, PathTarget
@@ -23,9 +23,9 @@ def _spec(name: str, **kw: object) -> CheckSpec:
 
 
 def _sleepy(seconds: float) -> object:
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         time.sleep(seconds)
-        return Probe.passed("ok")
+        return CheckProbe.passed("ok")
 
     return probe
 
@@ -42,9 +42,9 @@ def test_hung_probe_is_abandoned_at_its_timeout() -> None:
     """A probe stuck where no timeout reaches is given up at timeout (+ a small margin)."""
     release = threading.Event()
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         release.wait(30)
-        return Probe.passed("too late")
+        return CheckProbe.passed("too late")
 
     start = time.monotonic()
     report = run_checks([_spec("hang", timeout=0.4)], deadline=20, probe=probe)
@@ -58,9 +58,9 @@ def test_retries_with_backoff_until_pass() -> None:
     """A check failing twice then passing passes on attempt 3 after backoff 0.1 + 0.2 s."""
     calls: list[float] = []
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         calls.append(time.monotonic())
-        return Probe.passed("up") if len(calls) == 3 else Probe.failed("down")
+        return CheckProbe.passed("up") if len(calls) == 3 else CheckProbe.failed("down")
 
     report = run_checks([_spec("flaky", retries=2, backoff=0.1)], deadline=10, probe=probe)
     c = report.checks[0]
@@ -72,9 +72,9 @@ def test_retries_exhausted_is_a_failure_with_the_last_message() -> None:
     """After 1 + retries failed attempts the check fails with the last reason."""
     n = [0]
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         n[0] += 1
-        return Probe.failed(f"down {n[0]}")
+        return CheckProbe.failed(f"down {n[0]}")
 
     c = run_checks([_spec("x", retries=1, backoff=0.01)], deadline=10, probe=probe).checks[0]
     assert (c.result, c.attempts, c.message) == (Result.FAIL, 2, "down 2")
@@ -84,8 +84,8 @@ def test_grace_keeps_retrying_something_that_comes_up_late() -> None:
     """With grace 1 s and no retries, a service that comes up after 0.5 s still passes."""
     start = time.monotonic()
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
-        return Probe.passed("up") if time.monotonic() - start > 0.5 else Probe.failed("not yet")
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
+        return CheckProbe.passed("up") if time.monotonic() - start > 0.5 else CheckProbe.failed("not yet")
 
     c = run_checks([_spec("late", grace=1.0, backoff=0.05)], deadline=10, probe=probe).checks[0]
     assert c.result is Result.PASS and c.attempts > 1
@@ -95,10 +95,10 @@ def test_dependency_runs_after_and_is_skipped_when_it_fails() -> None:
     """`after` orders checks; a failed dependency skips its dependants instead of running them."""
     order: list[str] = []
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         order.append(check.name)
         time.sleep(0.05)
-        return Probe.failed("no") if check.name == "net" else Probe.passed("yes")
+        return CheckProbe.failed("no") if check.name == "net" else CheckProbe.passed("yes")
 
     checks = [_spec("web", after=("net",)), _spec("net"), _spec("disk"), _spec("db", after=("disk",))]
     report = run_checks(checks, deadline=10, probe=probe)
@@ -126,8 +126,8 @@ def test_whole_validation_deadline_cuts_everything_short() -> None:
 def test_wanted_failures_do_not_fail_the_report() -> None:
     """Only required checks decide; wanted ones are reported."""
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
-        return Probe.failed("meh") if check.name == "nice" else Probe.passed("ok")
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
+        return CheckProbe.failed("meh") if check.name == "nice" else CheckProbe.passed("ok")
 
     report = run_checks([_spec("must"), _spec("nice", required=False)], deadline=5, probe=probe)
     assert report.passed and report.failed_wanted[0].name == "nice"
@@ -137,7 +137,7 @@ def test_wanted_failures_do_not_fail_the_report() -> None:
 def test_crashing_probe_fails_at_once() -> None:
     """A probe raising an exception is a failure reported immediately, not a hang until the timeout."""
 
-    def probe(check: CheckSpec, timeout: float) -> Probe:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
         raise RuntimeError("boom")
 
     start = time.monotonic()

@@ -14,7 +14,7 @@ from bootguard.errors import ExitCode, ReadOnlyError
 from bootguard.seams import proc
 from bootguard.validator import service
 from bootguard.validator.boot import BootDecision, Next
-from bootguard.validator.checks import Probe
+from bootguard.validator.checks import CheckProbe
 from bootguard.validator.decision import Step
 from bootguard.validator.journal import Journal
 from bootguard.validator.notify.base import Notification, NotifyError
@@ -102,9 +102,11 @@ class FakeSender(Sender):
         self.got.append(notification)
 
 
-def _probe(failing: set[str]) -> Callable[[CheckSpec, float], Probe]:
-    def probe(check: CheckSpec, timeout: float) -> Probe:
-        return Probe.failed(f"{check.name} is down") if check.name in failing else Probe.passed("up")
+def _probe(failing: set[str]) -> Callable[[CheckSpec, float], CheckProbe]:
+    def probe(check: CheckSpec, timeout: float) -> CheckProbe:
+        if check.name in failing:
+            return CheckProbe.failed(f"{check.name} is down")
+        return CheckProbe.passed("up")
 
     return probe
 

@@ -13,7 +13,7 @@ import pytest
 
 from bootguard.errors import UsageError, WatchdogError
 from bootguard.seams._wd_consts import PingerStats
-from bootguard.seams.sdnotify import NullSender
+from bootguard.seams.sdnotify import NullNotifySocket
 from bootguard.seams.watchdog import WatchdogDevice
 from bootguard.services.keepalive import (
     Keepalive,
@@ -233,7 +233,7 @@ def test_sd_notify_sends_utf8_and_reports_a_failed_send_once(tmp_path: Path) -> 
     server.settimeout(2)
     logs: list[str] = []
     sender = make_notifier({"NOTIFY_SOCKET": path}, logs.append)
-    assert isinstance(sender, sd_seam.Sender)
+    assert isinstance(sender, sd_seam.NotifySocket)
     sender.send("STATUS=feeding \u2713 café")
     assert server.recv(4096) == "STATUS=feeding \u2713 café".encode()
     server.close()
@@ -252,7 +252,7 @@ def test_an_unreachable_notify_socket_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_no_notify_socket_means_no_notifier() -> None:
     """Without $NOTIFY_SOCKET nothing is imported or sent."""
-    assert isinstance(make_notifier({}, print), NullSender)
+    assert isinstance(make_notifier({}, print), NullNotifySocket)
 
 
 def test_sigterm_wakes_the_wait_at_once() -> None:
