@@ -8,6 +8,8 @@ APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf systemd-boot-efi linux-image-amd64 busybox-static
   mtools dosfstools cpio kmod fdisk e2fsprogs git gcc libc6-dev python3 nix-bin shellcheck mmdebstrap
   grub-efi-amd64-bin grub2-common
+  # make deb, its package test and the distribution guest's dpkg -i (debian/, tests/integration/test_deb_package.py)
+  build-essential debhelper dh-python pybuild-plugin-pyproject python3-all-dev python3-cffi python3-setuptools python3-wheel help2man lintian fakeroot
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

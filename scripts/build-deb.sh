@@ -2,6 +2,7 @@
 # `make deb`: build dist/bootguard_<version>_<arch>.deb with Debian's tooling (debian/), for Debian's
 # /usr/bin/python3. Installs the build dependencies with apt when they are missing (needs root then).
 # The build runs in a copy of the sources under build/deb/ so the checkout stays clean.
+# Usage: scripts/build-deb.sh [OUTDIR]   (default dist/); prints the path of the .deb.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -10,7 +11,7 @@ PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 unset PYTHONPATH VIRTUAL_ENV PYENV_VERSION
 
-deps="build-essential devscripts debhelper dh-python pybuild-plugin-pyproject python3-all-dev python3-cffi python3-setuptools python3-wheel help2man lintian fakeroot"
+deps="build-essential debhelper dh-python pybuild-plugin-pyproject python3-all-dev python3-cffi python3-setuptools python3-wheel help2man lintian fakeroot"
 missing=""
 for p in $deps; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -24,19 +25,24 @@ fi
 
 version=$(dpkg-parsechangelog -l debian/changelog -SVersion)
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
-work=$top/build/deb
+out=${1:-$top/dist}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+mkdir -p "$top/build"
+work=$(mktemp -d "$top/build/deb.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 src=$work/bootguard-$version
-rm -rf "$work"
-mkdir -p "$src" "$top/dist"
+mkdir -p "$src"
 # What the package is built from; tests/, bench/ and caches stay out.
 cp -a bootguard c_ext debian docs initrd systemd pyproject.toml setup.py README.md "$src/"
 find "$src" \( -name __pycache__ -o -name '*.so' -o -name '*.pyc' \) -prune -exec rm -rf {} +
 rm -f "$src/bootguard/_native_wd.c"
 (cd "$src" && dpkg-buildpackage -b -uc -us --no-sign >"$work/build.log" 2>&1) || {
     tail -40 "$work/build.log" >&2
-    echo "make deb: dpkg-buildpackage failed; full log: $work/build.log" >&2
+    cp "$work/build.log" "$out/build.log"
+    echo "make deb: dpkg-buildpackage failed; full log: $out/build.log" >&2
     exit 1
 }
 deb=bootguard_${version}_${arch}.deb
-mv "$work/$deb" "$top/dist/$deb"
-echo "dist/$deb"
+mv "$work/$deb" "$out/$deb"
+echo "$out/$deb"

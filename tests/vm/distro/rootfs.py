@@ -5,10 +5,11 @@ Three stages, each cached by a hash of its inputs under `<cache>/distro/`:
 1. `base_tarball()` — `mmdebstrap --variant=minbase` of bookworm with systemd, udev, python3 and the
    Python packages bootguard's userland imports, from the host's own Debian mirror (the URI
    `harness.packages.host_debian_source` finds), as a tarball. About 90 s and 215 MB on a fresh machine.
-2. `root_image()` — the tarball unpacked, bootguard installed from the checkout the way a distribution
-   package would (`/usr/lib/bootguard/python`, a `/usr/bin/bootguard` wrapper, the units of `systemd/`
-   enabled with `systemctl --root`), the harness's guest files from `guest/`, then `mkfs.ext4 -d`: no
-   loop device, no mount. Rebuilt whenever bootguard's code or units change (~15 s).
+2. `root_image()` — the tarball unpacked, bootguard's Debian package (`make deb`, cached by a hash of
+   its sources: `package.py`) installed with `dpkg -i` in a chroot, exactly as a user installs it (its
+   postinst enables the validator and the deadline timer and masks systemd-bless-boot), the harness's
+   guest files from `guest/`, then `mkfs.ext4 -d`: no loop device, no mount. Rebuilt whenever the
+   package changes (~5 s for the package, ~10 s for the image).
 3. `scenario_image()` — a sparse copy of that image with the scenario's own files (`/etc/bgvm/…`: the
    generations' checks.toml and units, per-boot init scripts) written by `debugfs -w`.
 
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from bootguard.errors import CommandError
 from bootguard.seams.proc import run
-from tests.vm.harness.cache import CHECKOUT, cache_dir
+from tests.vm.distro.package import bootguard_deb
+from tests.vm.harness.cache import cache_dir
 from tests.vm.harness.packages import host_debian_source
 
 SUITE = "bookworm"
@@ -53,18 +55,13 @@ DPKG_OPTIONS: tuple[str, ...] = (
 )
 IMAGE_MIB = 1024  # sparse: ~260 MB are used
 GUEST_FILES = Path(__file__).with_name("guest")
-UNITS = CHECKOUT / "systemd"
-PACKAGE = CHECKOUT / "bootguard"
-# Enabled as a distribution package's postinst would; the harness's report unit ends each scenario.
-ENABLE = (
-    "bootguard-validate.service",
-    "bootguard-boot-deadline.timer",
-    "bgvm-report.service",
-    "bgvm-journal.service",
-)
-# The other blesser: bootguard must be the only one (docs/validator.md). No logins on the serial line:
-# a getty on the console also makes systemd stop printing unit status there, which the logs need.
-MASK = ("systemd-bless-boot.service", "getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
+# bootguard's own units are enabled by its package's postinst; the harness's report unit ends each
+# scenario and its journal unit prints bootguard's journal at every shutdown.
+ENABLE = ("bgvm-report.service", "bgvm-journal.service")
+# No logins on the serial line: a getty on the console also makes systemd stop printing unit status
+# there, which the logs need. (systemd-bless-boot, the other blesser, is masked by the package.)
+MASK = ("getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
+GUEST_DEB = "/var/cache/bgvm/bootguard.deb"
 EMPTY_DIRS = ("boot/efi", "etc/bootguard", "etc/bgvm", "var/lib/bgvm")
 
 _LOCK = threading.Lock()  # two scenarios start at once; each stage is built once
@@ -145,16 +142,15 @@ def base_tarball() -> Built:
     return Built("mmdebstrap", target, time.monotonic() - started, cached=False)
 
 
-def _install_bootguard(root: Path) -> None:
-    """bootguard as a distribution package installs it: code, wrapper, units, enabled services."""
-    shutil.copytree(
-        PACKAGE,
-        root / "usr/lib/bootguard/python/bootguard",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.c"),
-    )
-    unit_dir = root / "usr/lib/systemd/system"
-    for unit in sorted(UNITS.glob("bootguard-*")):
-        shutil.copy2(unit, unit_dir / unit.name)
+def _install_bootguard(root: Path, deb: Path) -> None:
+    """`dpkg -i` of bootguard's package in the unpacked root (maintainer scripts run chrooted), then the
+    harness's own files and units."""
+    inside = root / GUEST_DEB.lstrip("/")
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(deb, inside)
+    run(["chroot", str(root), "/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+         "dpkg", "-i", GUEST_DEB], timeout=300)
+    inside.unlink()
     shutil.copytree(GUEST_FILES, root, dirs_exist_ok=True, symlinks=True)
     for rel in EMPTY_DIRS:
         (root / rel).mkdir(parents=True, exist_ok=True)
@@ -168,6 +164,9 @@ def root_image() -> Built:
         base = base_tarball()
         if not base.cached:
             BUILDS.append(base)
+        deb, deb_seconds, deb_cached = bootguard_deb()
+        if not deb_cached:
+            BUILDS.append(Built("make deb", deb, deb_seconds, cached=False))
         key = _digest(
             [
                 base.path.name,
@@ -175,8 +174,7 @@ def root_image() -> Built:
                 *ENABLE,
                 *MASK,
                 *EMPTY_DIRS,
-                *_tree_digest_parts(PACKAGE),
-                *_tree_digest_parts(UNITS),
+                deb.parent.name,  # the package's source hash
                 *_tree_digest_parts(GUEST_FILES),
             ]
         )
@@ -191,7 +189,7 @@ def root_image() -> Built:
             root = Path(tmpdir) / "root"
             root.mkdir()
             run(["tar", "-xpf", str(base.path), "-C", str(root), "--numeric-owner"], timeout=300)
-            _install_bootguard(root)
+            _install_bootguard(root, deb)
             partial = Path(tmpdir) / "root.img"
             run(
                 ["mkfs.ext4", "-q", "-F", "-L", "bgroot", "-d", str(root), str(partial), f"{IMAGE_MIB}M"],
