@@ -8,9 +8,12 @@ unchanged checkout never.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bootguard.errors import CommandError
@@ -50,9 +53,17 @@ def source_digest(checkout: Path = CHECKOUT) -> str:
     return h.hexdigest()[:16]
 
 
+@contextmanager
+def _build_lock() -> Iterator[None]:
+    """One build at a time per cache, across processes too (a VM session and the package test)."""
+    with _LOCK, open(cache_dir("deb") / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def bootguard_deb() -> tuple[Path, float, bool]:
     """The .deb for the checkout as it is now: (path, build seconds, cached?)."""
-    with _LOCK:
+    with _build_lock():
         target_dir = cache_dir("deb") / source_digest()
         found = sorted(target_dir.glob("bootguard_*.deb"))
         if found:
@@ -66,7 +77,7 @@ def bootguard_deb() -> tuple[Path, float, bool]:
         run(["rm", "-rf", str(target_dir)])
         partial.rename(target_dir)
         for old in target_dir.parent.iterdir():  # one package per cache: older ones are never used again
-            if old != target_dir and not old.name.endswith(".partial"):
+            if old != target_dir and old.name != ".lock":
                 run(["rm", "-rf", str(old)])
         deb = next(target_dir.glob("bootguard_*.deb"))
         return deb, time.monotonic() - started, False
