@@ -144,6 +144,15 @@ def test_maintainer_scripts_enable_only_the_validator_and_deadline_and_start_not
     assert "activate-noawait update-initramfs" in (control / "triggers").read_text()
 
 
+MAINTAINER_SCRIPTS = ("debian/bootguard.postinst", "debian/bootguard.prerm", "debian/bootguard.postrm")
+
+
+@pytest.mark.parametrize("script", [*MAINTAINER_SCRIPTS, "scripts/build-deb.sh"])
+def test_packaging_shell_scripts_are_shellcheck_clean(script: str) -> None:
+    lint = run(["shellcheck", "--shell=sh", str(CHECKOUT / script)], check=False)
+    assert lint.returncode == 0, lint.stdout
+
+
 def test_lintian_reports_no_error_and_no_warning(deb: Path) -> None:
     done = run(["lintian", "--fail-on", "error,warning", "--pedantic", str(deb)], check=False)
     tags = [line for line in done.stdout.splitlines() if line[:2] in ("E:", "W:")]
