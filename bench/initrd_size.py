@@ -25,7 +25,10 @@ def files(python: str) -> list[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, "-m", "bootguard", "--json", "initrd-files", "--python", python],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout
     return [p for group in json.loads(out).values() for p in group]
 
@@ -35,8 +38,13 @@ def packed(paths: list[str], compressor: list[str]) -> int:
         archive = Path(tmp) / "part.cpio"
         listing = "\n".join(p.lstrip("/") for p in paths) + "\n"
         with archive.open("wb") as out:
-            subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], input=listing.encode(), stdout=out,
-                           cwd="/", check=True)
+            subprocess.run(
+                ["cpio", "-o", "-H", "newc", "--quiet"],
+                input=listing.encode(),
+                stdout=out,
+                cwd="/",
+                check=True,
+            )
         done = subprocess.run([*compressor, "-c", str(archive)], check=True, capture_output=True)
         return len(done.stdout)
 
@@ -52,8 +60,10 @@ def main() -> int:
     compressors = [["gzip", "-9"]] + ([["zstd", "-19", "-q"]] if shutil.which("zstd") else [])
     for comp in compressors:
         total, extra = packed(everything, comp), packed(without_libc, comp)
-        print(f"{comp[0]:5}: {total / 2**20:.2f} MiB with libc, {extra / 2**20:.2f} MiB added to an initramfs"
-              f" that has libc (target <= 4.00 MiB)")
+        print(
+            f"{comp[0]:5}: {total / 2**20:.2f} MiB with libc, {extra / 2**20:.2f} MiB added to an initramfs"
+            f" that has libc (target <= 4.00 MiB)"
+        )
     return 0
 
 

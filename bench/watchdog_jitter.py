@@ -11,6 +11,10 @@ Pings go by default to a FIFO stand-in: the daemon pings by write(), this proces
 write as it arrives (so the gap includes the receiver's wake-up). With --device the pings go to a
 real watchdog instead (it gets armed and is disarmed at the end) and the gaps are the daemon's own
 timestamps. Run `python3 c_ext/watchdog_build.py` first for the cffi figures.
+
+Bounded and crash-free (issue 15): the whole run fits --budget seconds (runs are shortened to fit
+and say so); a daemon that does not start, stop or answer in time is killed and its row says why;
+a stand-in reader that went away (Broken pipe at the magic close) is reported, not a traceback.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ if ROOT not in sys.path:
 RSS_TARGET_MB = 15.0
 CPU_TARGET_PCT = 0.5
 GAP_SLACK_S = 0.050
+DRAIN_S = 10.0  # how long the receiver waits for the daemon's magic close after SIGTERM
+STOP_S = 15.0  # how long the daemon gets to exit after SIGTERM before it is killed
 
 
 # --------------------------------------------------------------------------- the daemon side
@@ -84,9 +90,19 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
         return pinger
 
     device.start_pinger = start_pinger  # type: ignore[assignment,method-assign]
-    report = Keepalive(device, config, notifier=NullNotifier(), log=lambda m: print(m, file=sys.stderr)).run(
-        stop
-    )
+    from bootguard.errors import BootguardError
+
+    keepalive = Keepalive(device, config, notifier=NullNotifier(), log=lambda m: print(m, file=sys.stderr))
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    try:
+        report = keepalive.run(stop)
+    except (BootguardError, OSError) as exc:
+        # e.g. Broken pipe at the magic close: the stand-in's reader went away first. A result, not a crash.
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        print(
+            json.dumps({"error": str(exc), "pings": len(stamps), "own_max_gap": max(gaps) if gaps else None})
+        )
+        return 0
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     print(
         json.dumps(
@@ -109,7 +125,11 @@ def serve(path: str, interval: float, timeout: int, stand_in: bool) -> int:
 def _proc_cpu_seconds(pid: int) -> float:
     """CPU time of all threads of `pid` in ns resolution (schedstat), not in 10 ms clock ticks."""
     total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:  # the daemon is gone (it failed to start): no figure, no crash
+        return float("nan")
+    for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/schedstat", encoding="ascii") as f:
                 total += int(f.read().split()[0])
@@ -119,8 +139,11 @@ def _proc_cpu_seconds(pid: int) -> float:
 
 
 def _proc_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return float("nan")
     for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -140,6 +163,14 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait()
 
 
+def _read(fd: int) -> bytes | None:
+    """What the FIFO holds now (b"" at EOF), None when nothing is there yet (non-blocking reader)."""
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return None
+
+
 def _receive(fd: int, until: float) -> list[float]:
     """Timestamps of ping writes arriving on the FIFO until `until` (monotonic)."""
     stamps: list[float] = []
@@ -147,7 +178,9 @@ def _receive(fd: int, until: float) -> list[float]:
         ready, _, _ = select.select([fd], [], [], left)
         if not ready:
             continue
-        data = os.read(fd, 4096)
+        data = _read(fd)
+        if data is None:
+            continue
         if not data:
             break
         now = time.monotonic()
@@ -156,7 +189,7 @@ def _receive(fd: int, until: float) -> list[float]:
 
 
 def _discard_pending(fd: int) -> None:
-    while select.select([fd], [], [], 0)[0] and os.read(fd, 4096):
+    while select.select([fd], [], [], 0)[0] and _read(fd):
         pass
 
 
@@ -192,7 +225,9 @@ def _drain_until_eof(fd: int, limit: float) -> bytes:
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
-            chunk = os.read(fd, 4096)
+            chunk = _read(fd)
+            if chunk is None:
+                continue
             if not chunk:
                 break
             out += chunk
@@ -218,7 +253,10 @@ def measure(backend: str, load: bool, args: argparse.Namespace) -> dict[str, obj
         argv = [*python, __file__, "--serve", target, "--interval", str(args.interval)]
         argv += ["--timeout", str(args.timeout)] + ([] if args.device else ["--stand-in"])
         child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, text=True)
-        fd = os.open(target, os.O_RDONLY) if not args.device else -1
+        # Non-blocking: a daemon that dies before opening the FIFO must not hang this open(); the
+        # receiver's own write end keeps the FIFO from reading as EOF until the daemon is there.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK) if not args.device else -1
+        keep = os.open(target, os.O_WRONLY | os.O_NONBLOCK) if fd >= 0 else -1
         hogs: list[subprocess.Popen[bytes]] = []
         try:
             time.sleep(args.interval * 1.5)  # start-up (imports, mlockall) is not steady state
@@ -235,24 +273,45 @@ def measure(backend: str, load: bool, args: argparse.Namespace) -> dict[str, obj
             rss = _proc_rss_mb(child.pid)
         finally:
             _stop(hogs)
+            if keep >= 0:
+                os.close(keep)
+            if args.drain < 0 and fd >= 0:  # tests: the reader goes away first, pings then hit EPIPE
+                os.close(fd)
+                fd = -1
+                time.sleep(2 * args.interval)
             child.send_signal(signal.SIGTERM)
-        tail = _drain_until_eof(fd, 10.0) if fd >= 0 else b""
-        out, _ = child.communicate(timeout=30)
+        tail = _drain_until_eof(fd, args.drain) if fd >= 0 else b""
+        try:
+            out, _ = child.communicate(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, _ = child.communicate()
+            out += "\n" + json.dumps(
+                {"error": f"the daemon did not stop within {STOP_S:g} s of SIGTERM; killed"}
+            )
         if fd >= 0:
             os.close(fd)
-    own = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+    try:
+        own = (
+            json.loads(out.strip().splitlines()[-1])
+            if out.strip()
+            else {"error": "the daemon printed no report"}
+        )
+    except ValueError:
+        own = {"error": "the daemon's report is not JSON"}
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     return {
         "backend": backend,
         "scenario": "2 CPU hogs" if load else "idle",
-        "pings": len(stamps) if fd >= 0 else own.get("pings"),
+        "pings": len(stamps) if not args.device else own.get("pings"),
         "max_gap": max(gaps) if gaps else None,
         "own_max_gap": own.get("own_max_gap"),
         "rss_mb": rss,
         "cpu_pct": cpu,
-        "disarmed": tail.endswith(b"V") if fd >= 0 else None,
+        "disarmed": tail.endswith(b"V") if tail else None,
         "realtime": own.get("realtime"),
         "memory": own.get("memory"),
+        "error": own.get("error"),
     }
 
 
@@ -285,13 +344,16 @@ def _print(rows: list[dict[str, object]], args: argparse.Namespace) -> bool:
             and float(str(r["cpu_pct"])) <= CPU_TARGET_PCT
         )
         all_ok = all_ok and ok
+        if r.get("error"):
+            print(f"{r['backend']:8} {r['scenario']:11} failed: {r['error']}")
+            continue
         print(
             f"{r['backend']:8} {r['scenario']:11} {r['pings']!s:>5} {_fmt_gap(r['max_gap']):>10} "
             f"{_fmt_gap(r['own_max_gap']):>10} {float(str(r['rss_mb'])):7.1f} "
             f"{float(str(r['rss_mb'])) - base:+7.1f} {float(str(r['cpu_pct'])):6.3f}  "
             f"{'yes' if ok else 'NO'}"
         )
-    for r in rows[:1]:
+    for r in [r for r in rows if r.get("realtime")][:1]:
         print(f"daemon: {r['realtime']}; memory {r['memory']}")
     print(
         f"magic close seen at the end of every stand-in run: {all(r['disarmed'] is not False for r in rows)}"
@@ -319,7 +381,11 @@ def main() -> int:
     ap.add_argument("--device", help="ping a real watchdog device instead of the FIFO stand-in")
     ap.add_argument("--backends", default="cffi,python", help="comma-separated (default cffi,python)")
     ap.add_argument("--no-site", action="store_true", help="start the daemon with -S (no .pth files run)")
+    ap.add_argument(
+        "--budget", type=float, default=170.0, help="seconds for the whole benchmark (default 170)"
+    )
     ap.add_argument("--serve", metavar="PATH", help=argparse.SUPPRESS)
+    ap.add_argument("--drain", type=float, default=DRAIN_S, help=argparse.SUPPRESS)  # tests: < 0 = EPIPE
     ap.add_argument("--stand-in", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -336,8 +402,39 @@ def main() -> int:
         print("receiver: SCHED_FIFO 20 (so its own wake-up does not count as daemon jitter)")
     except PermissionError:
         print("receiver: normal priority (SCHED_FIFO not permitted): gaps include its wake-up latency")
-    rows = [measure(b, load, args) for b in backends for load in (False, True)]
+    runs = 2 * len(backends)
+    # Per run: start-up (1.5 intervals), the window, the drain and the stop; plus the baseline probe.
+    overhead = 1.5 * args.interval + 2.0
+    fits = (args.budget - 2.0) / max(runs, 1) - overhead
+    if fits < args.duration:
+        fitted = max(3 * args.interval, fits)
+        print(f"budget {args.budget:g} s: each run shortened from {args.duration:g} s to {fitted:.1f} s")
+        args.duration = fitted
+    deadline = time.monotonic() + args.budget
+    rows = []
+    for backend in backends:
+        for load in (False, True):
+            if time.monotonic() + args.duration + overhead > deadline:
+                rows.append(_skipped(backend, load, f"skipped: the {args.budget:g} s budget is spent"))
+                continue
+            rows.append(measure(backend, load, args))
     return 0 if _print(rows, args) else 1
+
+
+def _skipped(backend: str, load: bool, why: str) -> dict[str, object]:
+    return {
+        "backend": backend,
+        "scenario": "2 CPU hogs" if load else "idle",
+        "pings": 0,
+        "max_gap": None,
+        "own_max_gap": None,
+        "rss_mb": float("nan"),
+        "cpu_pct": float("nan"),
+        "disarmed": None,
+        "realtime": None,
+        "memory": None,
+        "error": why,
+    }
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@
         default = bootguard;
       });
 
+      # pkgs.bootguard, the default of services.bootguard.package (mkPackageOption).
+      overlays.default = final: _: { bootguard = final.callPackage ./package.nix { }; };
+
       nixosModules.default =
         { lib, pkgs, ... }:
         {
@@ -33,10 +36,32 @@
 
       checks = forAllSystems (pkgs: {
         package = self.packages.${pkgs.stdenv.hostPlatform.system}.default;
-        # The module under lib.evalModules with stand-ins for NixOS (fast, no VM).
-        eval = pkgs.runCommand "bootguard-module-eval" {
-          result = import ./tests/eval.nix { inherit (nixpkgs) lib; };
-        } ''echo "$result" > "$out"'';
+        # The module with nixpkgs' own lib against the release-shaped option trees (fast, no VM):
+        # every release × role evaluates without a failed assertion or warning.
+        eval =
+          let
+            shapes = import ./tests/shapes.nix { inherit (nixpkgs) lib; };
+            results = nixpkgs.lib.concatMap (
+              release:
+              map (
+                role:
+                shapes.evaluate {
+                  inherit release;
+                  user.services.bootguard = {
+                    enable = true;
+                    inherit role;
+                    gitops = {
+                      enable = true;
+                      repo = "/etc/nixos";
+                    };
+                  };
+                }
+              ) [ "server" "workstation" ]
+            ) shapes.releases;
+            bad = nixpkgs.lib.filter (r: r.failedAssertions != [ ] || r.warnings != [ ]) results;
+          in
+          assert bad == [ ];
+          pkgs.runCommand "bootguard-module-eval" { } ''echo ok > "$out"'';
         basic = import ./tests/basic.nix {
           inherit pkgs;
           module = self.nixosModules.default;

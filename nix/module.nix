@@ -9,9 +9,18 @@
 #   validator  /etc/bootguard/checks.toml, bootguard-validate.service before boot-complete.target,
 #              the boot deadline timer, systemd-bless-boot masked (one blesser)
 #   trials     boot.loader.systemd-boot.extraInstallCommands stages each newly installed default as a
-#              trial (stage-trial.sh), only while a golden generation is pinned
-#   gitops     bootguard-upgrade.service + timer (and bootguard-commit.service with autoPush)
+#              trial (stage-trial.sh), only while a golden generation is pinned (systemd-boot hosts)
+#   gitops     bootguard-upgrade.service + timer, bootguard-commit.service + timer (own schedule)
+#   monitoring the metrics textfile, node exporter's textfile collector, alert rules, dashboard
 #   state      /var/lib/bootguard (0700)
+#
+# One source of truth per unit: every unit the package ships (systemd/, through systemd.packages) is
+# the unit; NixOS writes what this module sets for it as a drop-in (`<unit>.d/overrides.conf`) on
+# top. So a command or calendar set here resets the packaged one first (`ExecStart = [ "" … ]`,
+# `OnCalendar = [ "" … ]`): systemd *adds* list settings from drop-ins, and refuses a non-oneshot
+# service with two ExecStart= lines. Packaged [Install] sections are ignored by NixOS, so wantedBy is
+# set here. Options that nixpkgs renamed or removed are chosen from `options`, never read from
+# `config` with `or` (a removed option's value throws; `or` only catches a missing attribute).
 {
   config,
   lib,
@@ -29,18 +38,40 @@ let
 
   exe = lib.getExe cfg.package;
   stateDir = "/var/lib/bootguard";
+
+  # ------------------------------------------------------------------------------------- loader
+  sdboot = config.boot.loader.systemd-boot.enable;
+  grub = !sdboot && config.boot.loader.grub.enable;
   esp = config.boot.loader.efi.efiSysMountPoint;
-  xbootldr = config.boot.loader.systemd-boot.xbootldrMountPoint;
-  # Global options first, then the command: `bootguard --esp /boot validate …`.
-  globalArgs = [
-    "--esp"
-    esp
-  ]
-  ++ lib.optionals (xbootldr != null) [
-    "--xbootldr"
-    xbootldr
+  xbootldr =
+    if options.boot.loader.systemd-boot ? xbootldrMountPoint then
+      config.boot.loader.systemd-boot.xbootldrMountPoint
+    else
+      null;
+  # Global options first, then the command: `bootguard --esp /boot validate …`. GRUB hosts name
+  # GRUB's environment block to each command instead (`--grub-env`, command options).
+  globalArgs = lib.optionals sdboot (
+    [
+      "--esp"
+      esp
+    ]
+    ++ lib.optionals (xbootldr != null) [
+      "--xbootldr"
+      xbootldr
+    ]
+  );
+  grubArgs = prefix: lib.optionals grub [
+    "--grub-env"
+    "${prefix}${cfg.grub.envFile}"
   ];
   bg = args: utils.escapeSystemdExecArgs ([ exe ] ++ globalArgs ++ args);
+  # A setting that replaces the packaged unit's (drop-ins add to list settings; "" resets them).
+  reset = value: [
+    ""
+    value
+  ];
+  nativeBootCounting =
+    options.boot.loader.systemd-boot ? bootCounting && config.boot.loader.systemd-boot.bootCounting.enable;
 
   # ---------------------------------------------------------------------------------- validator
   checkKinds = [
@@ -163,6 +194,7 @@ let
     "--config"
     "/etc/bootguard/checks.toml"
   ]
+  ++ grubArgs ""
   ++ lib.optionals (cfg.promoteAfter != null) [
     "--promote-after"
     (toString cfg.promoteAfter)
@@ -177,8 +209,10 @@ let
     "--state-dir"
     "/sysroot${stateDir}"
     "initrd"
-    "--mount-esp"
   ]
+  # systemd-boot names the ESP in LoaderDevicePartUUID; on GRUB the root (and /boot, which must then
+  # be mounted in the initrd) is under /sysroot.
+  ++ (if sdboot then [ "--mount-esp" ] else grubArgs "/sysroot")
   ++ lib.optionals cfg.watchdog.enable [
     "--watchdog-timeout"
     (toString cfg.watchdog.timeout)
@@ -220,16 +254,45 @@ let
     "--validate-command"
     g.validateCommand
   ]
-  ++ lib.optional g.verifySignatures "--verify-signatures";
+  ++ lib.optional g.verifySignatures "--verify-signatures"
+  ++ fleetArgs;
+  f = g.fleet;
+  fleetArgs =
+    lib.optional f.publishVerdicts "--publish-verdicts"
+    ++ lib.optionals (f.canaries != null) [
+      "--canaries"
+      (toString f.canaries)
+    ]
+    ++ lib.optionals (f.canaryHosts != [ ]) [
+      "--canary-hosts"
+      (lib.concatStringsSep "," f.canaryHosts)
+    ]
+    ++ lib.optionals (f.soak != null) [
+      "--soak"
+      f.soak
+    ]
+    ++ lib.optional f.ignoreQuarantine "--ignore-quarantine"
+    ++ lib.optionals (f.host != null) [
+      "--host"
+      f.host
+    ];
   commitArgs = [
     "commit"
     "--repo"
     g.repo
     "--branch"
     g.branch
-    "--push"
-  ];
-  gitopsEnv = config.nix.envVars // { HOME = "/root"; } // config.networking.proxy.envVars;
+  ]
+  ++ lib.optional g.commit.push "--push";
+  # The packaged units read these (their ExecStart, and ExecCondition where they have one): keep
+  # them equal to the module's arguments.
+  gitopsVars = {
+    BOOTGUARD_REPO = g.repo;
+    BOOTGUARD_BRANCH = g.branch;
+    BOOTGUARD_REMOTE = g.remote;
+  };
+  gitopsEnv =
+    config.nix.envVars // { HOME = "/root"; } // config.networking.proxy.envVars // gitopsVars // metricsEnv;
   gitopsPath = [
     pkgs.coreutils
     pkgs.gitMinimal
@@ -263,6 +326,29 @@ let
     else
       config.systemd.watchdog.runtimeTime or null;
 
+  # Whether systemd in the initrd opens the watchdog. 25.11 replaced boot.initrd.systemd.extraConfig
+  # by boot.initrd.systemd.settings.Manager and made the old name a removal (reading it throws).
+  initrdSystemd = options.boot.initrd.systemd;
+  initrdOwnsWatchdog =
+    if initrdSystemd ? settings then
+      config.boot.initrd.systemd.settings.Manager ? RuntimeWatchdogSec
+    else if initrdSystemd ? extraConfig then
+      lib.hasInfix "RuntimeWatchdogSec" config.boot.initrd.systemd.extraConfig
+    else
+      false;
+
+  # ------------------------------------------------------------------------------- monitoring
+  mon = cfg.monitoring;
+  metricsFile = "${mon.textfileDirectory}/bootguard.prom";
+  metricsEnv = lib.optionalAttrs mon.enable { BOOTGUARD_METRICS_FILE = metricsFile; };
+  nodeExporter = config.services.prometheus.exporters.node;
+  rulesFile = ../monitoring/prometheus/bootguard.rules.yml;
+  dashboardFile = ../monitoring/grafana/bootguard-fleet.json;
+  dashboards = pkgs.runCommand "bootguard-dashboards" { } ''
+    mkdir -p "$out"
+    cp ${dashboardFile} "$out/bootguard-fleet.json"
+  '';
+
   # Role presets: every value at mkDefault priority. The attribute names come from roles.nix alone
   # (never from config), so selecting a role cannot recurse into the options it sets.
   presets = lib.mkMerge (
@@ -279,15 +365,30 @@ let
   ];
 in
 {
+  imports = [
+    (lib.mkRenamedOptionModule
+      [ "services" "bootguard" "gitops" "autoPush" ]
+      [ "services" "bootguard" "gitops" "commit" "push" ]
+    )
+  ];
+
+  meta = {
+    maintainers = [
+      {
+        name = "bootguard maintainers";
+        email = "maintainers@users.noreply.r-seed-4e78cde5.example";
+        github = "bootguard";
+      }
+    ];
+    doc = ../docs/nixos.md;
+  };
+
   options.services.bootguard = {
     enable = lib.mkEnableOption "bootguard: boot counting with a golden fallback, watchdog, validator and GitOps";
 
-    package = lib.mkOption {
-      type = lib.types.package;
-      default = pkgs.callPackage ./package.nix { };
-      defaultText = lib.literalExpression "pkgs.callPackage ./package.nix { }";
-      description = "The bootguard package.";
-    };
+    # The flake's nixosModules.default sets it to its own package; importing module.nix alone
+    # needs pkgs.bootguard (the flake's overlays.default) or this option set.
+    package = lib.mkPackageOption pkgs "bootguard" { };
 
     role = lib.mkOption {
       type = lib.types.nullOr (
@@ -300,8 +401,10 @@ in
       description = ''
         Preset for the options below (see nix/roles.nix); each preset value can be overridden.
         `server`: 2 tries, watchdog 60 s then RuntimeWatchdogSec=30s, reboot on a failed check,
-        upgrades with `switch`. `workstation`: 3 tries, watchdog 120 s then 60 s, only report a failed
-        check (never reboot under a user), upgrades with `boot`.
+        upgrades with `switch`, commits weekly without pushing, conflicts resolved `prefer-remote`.
+        `workstation`: 3 tries, watchdog 120 s then 60 s, only report a failed check (never reboot
+        under a user), upgrades with `boot`, commits daily and pushes, conflicts resolved
+        `prefer-local`.
       '';
     };
 
@@ -319,8 +422,15 @@ in
 
     stageTrials = lib.mkOption {
       type = lib.types.bool;
-      default = true;
-      description = "Stage every generation that `nixos-rebuild boot|switch` installs as a trial (only while a golden generation is pinned).";
+      default = config.boot.loader.systemd-boot.enable;
+      defaultText = lib.literalExpression "config.boot.loader.systemd-boot.enable";
+      description = "Stage every generation that `nixos-rebuild boot|switch` installs as a trial (only while a golden generation is pinned; systemd-boot hosts).";
+    };
+
+    grub.envFile = lib.mkOption {
+      type = lib.types.str;
+      default = "/boot/grub/grubenv";
+      description = "On GRUB hosts: GRUB's environment block (`--grub-env`); its file system must be mounted in the initrd.";
     };
 
     watchdog = {
@@ -425,14 +535,15 @@ in
     gitops = {
       enable = lib.mkEnableOption "pulling, building, validating and switching the configuration repository on a timer";
       repo = lib.mkOption {
-        type = lib.types.str;
+        type = lib.types.nullOr lib.types.str;
+        default = null;
         example = "/etc/nixos";
-        description = "The configuration repository (a flake) on this host.";
+        description = "The configuration repository (a flake) on this host; required with gitops.enable.";
       };
       branch = lib.mkOption {
         type = lib.types.str;
         default = "dev";
-        description = "Branch to follow (and to commit on with autoPush).";
+        description = "Branch to follow (and to commit on).";
       };
       remote = lib.mkOption {
         type = lib.types.str;
@@ -448,10 +559,60 @@ in
         default = "abort";
         description = "What to do when local commits conflict with the remote (nothing is ever lost).";
       };
-      autoPush = lib.mkOption {
-        type = lib.types.bool;
-        default = false;
-        description = "Before each upgrade, commit the host's changes (refusing secrets) and push them (`bootguard commit --push`).";
+      commit = {
+        enable = lib.mkOption {
+          type = lib.types.bool;
+          default = true;
+          description = "Commit the host's own changes to the repository on a schedule (`bootguard-commit.timer`; secrets are refused).";
+        };
+        dates = lib.mkOption {
+          type = lib.types.str;
+          default = "daily";
+          description = "When to commit (systemd.time(7) calendar event).";
+        };
+        push = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = "Push the commits (`bootguard commit --push`); false: they wait for review on the host.";
+        };
+        randomizedDelaySec = lib.mkOption {
+          type = lib.types.str;
+          default = "10min";
+          description = "RandomizedDelaySec of the commit timer.";
+        };
+      };
+      fleet = {
+        publishVerdicts = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = "`upgrade --publish-verdicts`: share this host's verdict on each commit with the fleet.";
+        };
+        canaries = lib.mkOption {
+          type = lib.types.nullOr lib.types.ints.unsigned;
+          default = null;
+          description = "`upgrade --canaries N`: hosts that must bless a commit before this one takes it.";
+        };
+        canaryHosts = lib.mkOption {
+          type = lib.types.listOf lib.types.str;
+          default = [ ];
+          description = "`upgrade --canary-hosts a,b`: the canary hosts by name.";
+        };
+        soak = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "2h";
+          description = "`upgrade --soak DURATION`: how long a commit must have been blessed by the canaries.";
+        };
+        ignoreQuarantine = lib.mkOption {
+          type = lib.types.bool;
+          default = false;
+          description = "`upgrade --ignore-quarantine`: deploy commits the fleet quarantined.";
+        };
+        host = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          description = "`upgrade --host NAME`: this host's name in the fleet's verdicts (null: bootguard's default).";
+        };
       };
       flake = lib.mkOption {
         type = lib.types.str;
@@ -501,6 +662,33 @@ in
         description = "Require `git verify-commit` to pass on new commits.";
       };
     };
+
+    monitoring = {
+      enable = lib.mkEnableOption "the Prometheus textfile metrics of every bootguard run";
+      textfileDirectory = lib.mkOption {
+        type = lib.types.str;
+        # NixOS's node exporter has no textfile directory of its own; this one is set as its
+        # --collector.textfile.directory (monitoring.nodeExporter). If yours already reads another
+        # directory, set this option to it and monitoring.nodeExporter = false.
+        default = "/var/lib/prometheus-node-exporter-text-files";
+        description = "node exporter's textfile directory; bootguard writes bootguard.prom there (BOOTGUARD_METRICS_FILE).";
+      };
+      nodeExporter = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = "With monitoring.enable: turn on node exporter's textfile collector with textfileDirectory (when services.prometheus.exporters.node is enabled); false: you configured it yourself.";
+      };
+      prometheusRules = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Add bootguard's alert rules (monitoring/prometheus/bootguard.rules.yml) to services.prometheus.ruleFiles.";
+      };
+      grafanaDashboard = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = "Provision bootguard's fleet dashboard (monitoring/grafana/bootguard-fleet.json) in services.grafana.";
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable (
@@ -514,16 +702,32 @@ in
             message = "services.bootguard needs boot.initrd.systemd.enable = true: its early-boot step (bootguard-initrd.service) runs in the systemd initrd.";
           }
           {
-            assertion = config.boot.loader.systemd-boot.enable;
-            message = "services.bootguard needs boot.loader.systemd-boot.enable = true: the fallback is systemd-boot's boot counting.";
+            assertion = sdboot || grub;
+            message = "services.bootguard needs boot.loader.systemd-boot.enable or boot.loader.grub.enable: the fallback is systemd-boot's boot counting or, on GRUB, bootguard's own counting with saved_entry/next_entry.";
           }
           {
-            assertion = !(config.boot.loader.systemd-boot.bootCounting.enable or false);
+            assertion = !nativeBootCounting;
             message = "services.bootguard and boot.loader.systemd-boot.bootCounting.enable both count and bless boots; keep only services.bootguard.";
           }
           {
-            assertion = !((config.boot.initrd.systemd.settings.Manager or { }) ? RuntimeWatchdogSec)
-              && !(lib.hasInfix "RuntimeWatchdogSec" (config.boot.initrd.systemd.extraConfig or ""));
+            assertion = !(grub && cfg.stageTrials);
+            message = "services.bootguard.stageTrials works with systemd-boot's installer only; on GRUB stage trials with `bootguard trial ENTRY --grub-env … --match init=…` (docs/nixos.md).";
+          }
+          {
+            assertion = !(grub && lib.hasPrefix "/boot/" cfg.grub.envFile && config.fileSystems ? "/boot" && !config.fileSystems."/boot".neededForBoot);
+            message = "services.bootguard on GRUB: the initrd step reads ${cfg.grub.envFile}; set fileSystems.\"/boot\".neededForBoot = true so that the initrd mounts it.";
+          }
+          {
+            # The files come from this checkout's monitoring/ (docs/monitoring.md).
+            assertion = (!mon.prometheusRules || builtins.pathExists rulesFile) && (!mon.grafanaDashboard || builtins.pathExists dashboardFile);
+            message = "services.bootguard.monitoring: monitoring/prometheus/bootguard.rules.yml or monitoring/grafana/bootguard-fleet.json is missing from this bootguard source; update it or turn prometheusRules/grafanaDashboard off.";
+          }
+          {
+            assertion = !g.enable || g.repo != null;
+            message = "services.bootguard.gitops.enable needs services.bootguard.gitops.repo (the configuration repository on this host, e.g. \"/etc/nixos\").";
+          }
+          {
+            assertion = !initrdOwnsWatchdog;
             message = "services.bootguard arms the watchdog in the initrd; systemd in the initrd must not open it too (remove RuntimeWatchdogSec from the initrd's systemd configuration).";
           }
           {
@@ -545,7 +749,7 @@ in
         ];
 
         warnings =
-          lib.optional (config.boot.loader.systemd-boot.configurationLimit != null) ''
+          lib.optional (sdboot && config.boot.loader.systemd-boot.configurationLimit != null) ''
             services.bootguard: boot.loader.systemd-boot.configurationLimit is set. The GC root of
             `bootguard pin-golden` keeps golden's store paths, but systemd-boot's installer still
             deletes the kernel and initrd of generations beyond the limit from the ESP; keep the limit
@@ -632,7 +836,7 @@ in
             Type = "notify";
             NotifyAccess = "main";
             # --handoff: stopping closes without the magic 'V', so a hung shutdown still ends in a reset.
-            ExecStart = bg [
+            ExecStart = reset (bg [
               "watchdog"
               "run"
               "--device"
@@ -640,7 +844,7 @@ in
               "--timeout"
               (toString cfg.watchdog.runtimeSec)
               "--handoff"
-            ];
+            ]);
             WatchdogSec = "30s";
             Restart = "always";
             RestartSec = "1s";
@@ -658,11 +862,9 @@ in
           # A switch must not re-decide a boot that was decided (and maybe reboot the host).
           restartIfChanged = false;
           path = [ pkgs.iputils ] ++ cfg.validator.path;
+          environment = metricsEnv;
           serviceConfig = {
-            ExecStart = [
-              ""
-              (bg validateArgs)
-            ];
+            ExecStart = reset (bg validateArgs);
             LoadCredential = loadCredentials;
           };
         };
@@ -670,21 +872,16 @@ in
         systemd.services.bootguard-boot-deadline = {
           restartIfChanged = false;
           path = [ pkgs.iputils ] ++ cfg.validator.path;
+          environment = metricsEnv;
           serviceConfig = {
-            ExecStart = [
-              ""
-              (bg (validateArgs ++ [ "--boot-deadline" ]))
-            ];
+            ExecStart = reset (bg (validateArgs ++ [ "--boot-deadline" ]));
             LoadCredential = loadCredentials;
           };
         };
 
         systemd.timers.bootguard-boot-deadline = {
           wantedBy = [ "sysinit.target" ];
-          timerConfig.OnBootSec = [
-            ""
-            cfg.validator.bootDeadline
-          ];
+          timerConfig.OnBootSec = reset cfg.validator.bootDeadline;
         };
 
         # Not among NixOS's default units on every release; the same as systemd's own.
@@ -702,7 +899,7 @@ in
       }
 
       # ---------------------------------------------------------------------------------- trials
-      (lib.mkIf cfg.stageTrials {
+      (lib.mkIf (cfg.stageTrials && sdboot) {
         boot.loader.systemd-boot.extraInstallCommands = ''
           ${lib.getExe stageTrial} ${
             lib.escapeShellArgs (
@@ -717,46 +914,87 @@ in
       })
 
       # ---------------------------------------------------------------------------------- gitops
-      (lib.mkIf g.enable {
+      # Without a repository only the assertion above speaks (no unit with an empty --repo).
+      (lib.mkIf (g.enable && g.repo != null) {
         systemd.services.bootguard-upgrade = {
           description = "bootguard: pull, build, validate and switch the configuration repository";
           # The switch may restart units; this one must not be killed halfway by its own switch.
           restartIfChanged = false;
           unitConfig.X-StopOnRemoval = false;
           after = [ "network-online.target" ];
-          wants = [ "network-online.target" ] ++ lib.optional g.autoPush "bootguard-commit.service";
+          wants = [ "network-online.target" ];
           environment = gitopsEnv;
           path = gitopsPath;
           serviceConfig = {
             Type = "oneshot";
-            ExecStart = bg upgradeArgs;
+            ExecStart = reset (bg upgradeArgs);
+            # The packaged unit reads /etc/bootguard/gitops.env (plain systemd hosts); here the
+            # module's options are the configuration, so that file would only contradict them.
+            EnvironmentFile = [ "" ];
             # 7 = update not applied or rolled back, 8 = git conflict stopped: both are failures the
             # unit must show, so no SuccessExitStatus here.
           };
-          startAt = g.dates;
         };
-        systemd.timers.bootguard-upgrade.timerConfig = {
-          RandomizedDelaySec = g.randomizedDelaySec;
-          Persistent = true;
+        # Not startAt: it would add its OnCalendar= to the packaged timer's.
+        systemd.timers.bootguard-upgrade = {
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnCalendar = reset g.dates;
+            RandomizedDelaySec = g.randomizedDelaySec;
+            Persistent = true;
+          };
         };
       })
 
-      (lib.mkIf (g.enable && g.autoPush) {
+      (lib.mkIf (g.enable && g.repo != null && g.commit.enable) {
         systemd.services.bootguard-commit = {
-          description = "bootguard: commit and push this host's configuration changes";
+          description = "bootguard: commit this host's configuration changes";
           restartIfChanged = false;
           after = [ "network-online.target" ];
           wants = [ "network-online.target" ];
-          # Before the upgrade, which wants it without requiring it: a failed push must not stop updates.
+          # Never at the same time as an upgrade (gitops.lock), and first when both are due.
           before = [ "bootguard-upgrade.service" ];
           environment = gitopsEnv;
           path = gitopsPath;
           serviceConfig = {
             Type = "oneshot";
-            ExecStart = bg commitArgs;
+            ExecStart = reset (bg commitArgs);
+            EnvironmentFile = [ "" ];
+          };
+        };
+        systemd.timers.bootguard-commit = {
+          wantedBy = [ "timers.target" ];
+          timerConfig = {
+            OnCalendar = reset g.commit.dates;
+            RandomizedDelaySec = g.commit.randomizedDelaySec;
+            Persistent = true;
           };
         };
       })
+
+      # ------------------------------------------------------------------------------ monitoring
+      (lib.mkIf (mon.enable && mon.nodeExporter && nodeExporter.enable) {
+        services.prometheus.exporters.node = {
+          enabledCollectors = [ "textfile" ];
+          extraFlags = [ "--collector.textfile.directory=${mon.textfileDirectory}" ];
+        };
+      })
+      (lib.mkIf mon.enable {
+        # Readable by node exporter (its own user), written by bootguard as root.
+        systemd.tmpfiles.rules = [ "d ${mon.textfileDirectory} 0755 root root -" ];
+      })
+      (lib.mkIf mon.prometheusRules { services.prometheus.ruleFiles = [ rulesFile ]; })
+      (lib.mkIf mon.grafanaDashboard {
+        services.grafana.provision.dashboards.settings.providers = [
+          {
+            name = "bootguard";
+            options.path = dashboards;
+          }
+        ];
+      })
+
+      # ---------------------------------------------------------------------------------- loader
+      (lib.mkIf grub { boot.loader.grub.default = lib.mkDefault "saved"; })
     ]
   );
 }

@@ -15,6 +15,12 @@
     gitops = {
       mode = "switch";
       dates = "daily";
+      # Local edits are reviewed before they leave the host; on a conflict the fleet's repository wins.
+      strategy = "prefer-remote";
+      commit = {
+        dates = "weekly";
+        push = false;
+      };
     };
   };
 
@@ -29,6 +35,12 @@
     gitops = {
       mode = "boot";
       dates = "daily";
+      # The person at the machine edits it: commit daily and push; on a conflict their edit wins.
+      strategy = "prefer-local";
+      commit = {
+        dates = "daily";
+        push = true;
+      };
     };
   };
 }

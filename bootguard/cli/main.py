@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "commit": "commit",
     "upgrade": "upgrade",
     "demo": "demo",
+    "state": "state_",
 }
 _VALUED_GLOBALS = frozenset({"--esp", "--xbootldr", "--efivars", "--state-dir"})
 

@@ -97,6 +97,7 @@ class Git(Frozen):
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        max_output: int = proc.DEFAULT_MAX_OUTPUT,
     ) -> Completed:
         """Run one git command; on failure raise GitOpsError with git's own one-line reason."""
         full_env = self.env if env is None else {**self.env, **env}
@@ -110,6 +111,7 @@ class Git(Frozen):
             user=self.user,
             group=self.groups[0] if self.groups else None,
             extra_groups=self.groups[1:] if self.groups else None,
+            max_output=max_output,
         )
         if check and not done.ok:
             raise GitOpsError(f"git {args[0]} in {self.repo} failed: {reason(done)}")
@@ -166,9 +168,14 @@ class Head(Frozen):
 
     def in_progress(self) -> str | None:
         """An interrupted rebase/merge/cherry-pick left in the repository, which we must not touch."""
-        for name, what in _IN_PROGRESS:
+        found = self.in_progress_abort()
+        return found[0] if found else None
+
+    def in_progress_abort(self) -> tuple[str, str] | None:
+        """What is in progress and the git command that abandons it (for the hint)."""
+        for name, what, abort in _IN_PROGRESS:
             if os.path.exists(os.path.join(self.gitdir, name)):
-                return what
+                return what, abort
         return None
 
     @property
@@ -177,12 +184,18 @@ class Head(Frozen):
         return self.ref[len(prefix) :] if self.ref and self.ref.startswith(prefix) else None
 
 
+# (file in the git directory, what it means, how to abandon it). `sequencer/` stays behind when
+# a multi-commit cherry-pick or revert stopped (conflict resolved and committed by hand, or a
+# commit that became empty) even after CHERRY_PICK_HEAD is gone.
 _IN_PROGRESS = (
-    ("rebase-merge", "a rebase"),
-    ("rebase-apply", "a rebase or git am"),
-    ("MERGE_HEAD", "a merge"),
-    ("CHERRY_PICK_HEAD", "a cherry-pick"),
-    ("REVERT_HEAD", "a revert"),
+    ("rebase-merge", "a rebase", "git rebase --abort"),
+    ("rebase-apply/applying", "a git am", "git am --abort"),
+    ("rebase-apply", "a rebase", "git rebase --abort"),
+    ("MERGE_HEAD", "a merge", "git merge --abort"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --abort"),
+    ("REVERT_HEAD", "a revert", "git revert --abort"),
+    ("sequencer/todo", "a stopped multi-commit cherry-pick or revert", "git cherry-pick --abort"),
+    ("BISECT_LOG", "a bisect", "git bisect reset"),
 )
 
 
@@ -295,8 +308,75 @@ def status(g: Git) -> list[Change]:
     return [Change(item[:2], item[3:]) for item in out.split("\0") if item]
 
 
-def add_all(g: Git) -> None:
-    g.run("add", "-A")
+def add_all(g: Git, *, env: Mapping[str, str] | None = None, exclude: Sequence[str] = ()) -> None:
+    """Stage everything (into the index `env` names, if any), leaving out `exclude` paths."""
+    specs = [f":(exclude,literal){p}" for p in exclude]
+    g.run("add", "-A", "--", ".", *specs, env=env)
+
+
+def nested_repositories(g: Git, *, env: Mapping[str, str] | None = None) -> list[str]:
+    """Untracked directories that are git repositories themselves ("nested/"): `git add -A` would
+    record them as gitlinks, or fail outright when they have no commit yet."""
+    out = g.run("ls-files", "-z", "--others", "--exclude-standard", env=env).stdout
+    return [p.rstrip("/") for p in out.split("\0") if p.endswith("/")]
+
+
+class StagedEntry(Frozen):
+    """One path an index differs in from a tree: its new mode and blob ("" when deleted)."""
+
+    __slots__ = ("blob", "mode", "path")
+
+    path: str
+    mode: str
+    blob: str
+
+    def __init__(self, path: str, mode: str, blob: str) -> None:
+        self._init(path=path, mode=mode, blob=blob)
+
+    @property
+    def deleted(self) -> bool:
+        return self.mode == "000000"
+
+    @property
+    def is_file(self) -> bool:
+        """A regular file (not a symlink, not a gitlink, not a deletion)."""
+        return self.mode in ("100644", "100755")
+
+
+def empty_tree(g: Git) -> str:
+    """The empty tree's id in this repository's hash (SHA-1 or SHA-256)."""
+    return g.run("hash-object", "-t", "tree", "--stdin", input="").stdout.strip()
+
+
+def staged_changes(g: Git, base: str | None, *, env: Mapping[str, str] | None = None) -> list[StagedEntry]:
+    """How the index (`env`'s GIT_INDEX_FILE, if any) differs from `base` (None: unborn, nothing)."""
+    tree = base if base is not None else empty_tree(g)
+    out = g.run("diff-index", "--cached", "-z", "--no-renames", "--no-abbrev", "--raw", tree, env=env).stdout
+    items = out.split("\0")
+    entries = []
+    for meta, path in zip(items[0::2], items[1::2], strict=False):
+        fields = meta.lstrip(":").split()
+        if len(fields) >= 4 and path:
+            entries.append(StagedEntry(path, fields[1], fields[3] if fields[1] != "000000" else ""))
+    return entries
+
+
+def blob_sizes(g: Git, blobs: Sequence[str]) -> dict[str, int]:
+    if not blobs:
+        return {}
+    out = g.run("cat-file", "--batch-check=%(objectname) %(objectsize)", input="\n".join(blobs) + "\n").stdout
+    sizes = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            sizes[parts[0]] = int(parts[1])
+    return sizes
+
+
+def read_blob(g: Git, blob: str, size: int) -> bytes:
+    """A blob's exact bytes (callers check the size first: this holds it all in memory)."""
+    done = g.run("cat-file", "blob", blob, max_output=size + 1024)
+    return done.stdout_bytes
 
 
 def commit(g: Git, message: str, *, env: Mapping[str, str] | None = None) -> str:

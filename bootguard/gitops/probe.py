@@ -34,11 +34,12 @@ def require_branch(
     g: git.Git, head: git.Head, branch: str, *, allow_unborn: bool = False, allow_shallow: bool = False
 ) -> None:
     """Refuse, with one line naming the repository, every state GitOps must not work on."""
-    busy = head.in_progress()
+    busy = head.in_progress_abort()
     if busy is not None:
+        what, abort = busy
         raise GitOpsError(
-            f"{g.repo}: {busy} is in progress; bootguard leaves it alone",
-            hint=f"finish or abort it first (e.g. git -C {g.repo} rebase --abort)",
+            f"{g.repo}: {what} is in progress; bootguard leaves it alone",
+            hint=f"finish or abort it first (e.g. {abort.replace('git ', f'git -C {g.repo} ', 1)})",
         )
     if head.ref is None:
         raise GitOpsError(

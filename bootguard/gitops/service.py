@@ -8,7 +8,7 @@ cost of a bare `git fetch` + `git rev-parse` (bench/gitops_noop.py).
 from __future__ import annotations
 
 from bootguard.errors import BootguardError
-from bootguard.gitops import events, git
+from bootguard.gitops import events, git, noop
 from bootguard.gitops.locks import GitopsLock
 from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
 
@@ -19,16 +19,72 @@ if TYPE_CHECKING:
 
 def upgrade(opts: UpgradeOptions) -> UpgradeResult:
     """One `bootguard upgrade` run; raises RolledBack / ConflictError / GitOpsError with the reason."""
-    with GitopsLock(opts.state_dir, "upgrade"):
+    with GitopsLock(opts.state_dir, "upgrade", repo=opts.repo):
         g = git.Git.open(opts.repo)
         data: dict[str, object] = {"repo": g.repo, "branch": opts.branch, "remote": opts.remote}
+        settled: tuple[str, ...] = ()
         try:
+            settled = settle_trials(opts.state_dir, g.repo)
             result = _upgrade(g, opts)
         except BootguardError as exc:
+            noop.clear(opts.state_dir)
+            _tell(settled)  # what the settle did must show even though the run then stops
             _log(opts.state_dir, "upgrade-failed", exc.message, {**data, "exit_code": int(exc.exit_code)})
+            _publish_verdicts(g, opts)  # fleet (issue 16)
             raise
+        if settled:
+            result = result.evolve(notes=(*settled, *result.notes))
         _log(opts.state_dir, "upgrade", describe(g.repo, result), {**data, **result.to_dict()})
+        _stamp(opts.state_dir, g.repo, result)
+        _publish_verdicts(g, opts)  # fleet (issue 16)
         return result
+
+
+def _publish_verdicts(g: git.Git, opts: UpgradeOptions) -> None:
+    """fleet (issue 16): push this host's new verdicts; never raises, never changes the outcome."""
+    if opts.fleet is not None and opts.fleet.publish:
+        from bootguard.gitops import fleet_outbox
+
+        fleet_outbox.publish_outbox(g, opts)
+
+
+def settle_trials(
+    state_dir: str, repo: str | None = None, *, booted_entry: str | None = None
+) -> tuple[str, ...]:
+    """Turn trials that ended since the last run into their commits' verdicts (gitops/bootverdict.py).
+
+    The caller holds the GitOps lock. Cheap when no state slot changed since the last good run
+    (no import beyond the standard library). Returns one line per fact, for the run's notes.
+    """
+    if not noop.needs_settle(state_dir):
+        return ()
+    from bootguard.gitops import bootverdict
+
+    try:
+        notify = bootverdict.config_notifier(state_dir)
+    except BootguardError as exc:  # a broken checks.toml must not stop the rollback itself
+        import sys
+
+        sys.stderr.write(f"bootguard: warning: no notifications: {exc.message}\n")
+        notify = None
+    done = bootverdict.settle(
+        state_dir, repos=None if repo is None else [repo], booted_entry=booted_entry, notify=notify
+    )
+    return tuple(m for s in done for m in s.messages)
+
+
+def _tell(lines: tuple[str, ...]) -> None:
+    import sys
+
+    for line in lines:
+        sys.stderr.write(f"bootguard: {line}\n")
+
+
+def _stamp(state_dir: str, repo: str, result: UpgradeResult) -> None:
+    try:
+        noop.write(state_dir, repo, result.head, result.remote_commit)
+    except OSError:
+        pass  # only costs the next timer run its early exit
 
 
 def _upgrade(g: git.Git, opts: UpgradeOptions) -> UpgradeResult:
@@ -58,10 +114,12 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
     """One `bootguard commit` run."""
     from bootguard.gitops.commit import commit_changes
 
-    with GitopsLock(state_dir, "commit"):
+    with GitopsLock(state_dir, "commit", repo=repo):
         g = git.Git.open(repo)
         data: dict[str, object] = {"repo": g.repo, "branch": branch, "push": push}
         try:
+            # Never commit (and push) on top of a configuration that failed to boot: settle first.
+            _tell(settle_trials(state_dir, g.repo))
             result = commit_changes(g, branch, push=push)
         except BootguardError as exc:
             _log(
@@ -83,3 +141,11 @@ def _log(state_dir: str, kind: str, message: str, data: dict[str, object]) -> No
         import sys
 
         sys.stderr.write(f"bootguard: warning: event not logged: {exc.message}\n")
+    _export_metrics(state_dir)
+
+
+def _export_metrics(state_dir: str) -> None:
+    """Refresh the Prometheus textfile after every run (bootguard.metrics; never the run's outcome)."""
+    from bootguard import metrics
+
+    metrics.export_quietly(metrics.Sources(state_dir))

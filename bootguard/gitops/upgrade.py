@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import datetime
 
+import attrs
+
 from bootguard.errors import BootguardError, ConflictError, GitOpsError, RolledBack, UsageError
 from bootguard.gitops import backups, git
 from bootguard.gitops.deploy import Stage, StageResult, run_stage
 from bootguard.gitops.integrate import integrate
 from bootguard.gitops.probe import Probe
-from bootguard.gitops.record import FailedCommit, GitopsRecord, RepoRecord
+from bootguard.gitops.record import CommitVerdict, FailedCommit, GitopsRecord, RepoRecord, StagedTrial
 from bootguard.gitops.values import Outcome, UpgradeOptions, UpgradeResult
 
 FORCE_PUSH_STAGE = "force-push"
@@ -57,6 +59,11 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
     upstream = _check_rewrite(g, opts, tracking, old, new)
     if opts.verify_signatures:
         _verify_signatures(g, opts, running, new)
+    # --- fleet (issue 16): quarantine and canaries; raises RolledBack before anything changes ---
+    from bootguard.gitops import fleet
+
+    fleet.gate(g, opts, running=running, new=new)
+    # --- end fleet ---
     g = _with_identity(g)
     dirty = _stash_dirty(g, probe.head, opts.state_dir)
     try:
@@ -74,7 +81,8 @@ def upgrade(g: git.Git, opts: UpgradeOptions, probe: Probe) -> UpgradeResult:
         raise
     saved = list(done.backups) + ([dirty.ref] if dirty else [])
     stages = _deploy(g, opts, running=running, new=new, target=done.head, dirty=dirty)
-    _remember(opts, g.repo, RepoRecord(None, done.head, _now()))
+    staged = any(s.stage is Stage.TRIAL for s in stages)
+    _remember_deployed(opts, g.repo, done.head, new, trial=staged)
     notes = [f"conflicts in {', '.join(done.conflicts)} resolved by {done.how}"] if done.conflicts else []
     problem = _restore_dirty(g, dirty, done.head)
     details = {"stages": [s.to_dict() for s in stages]}
@@ -128,10 +136,34 @@ def _remember(opts: UpgradeOptions, repo: str, record: RepoRecord) -> None:
     full.with_repo(repo, record).save(opts.state_dir)
 
 
-def _remember_failure(opts: UpgradeOptions, repo: str, commit: str, stage: str, reason: str) -> None:
+def _remember_failure(
+    opts: UpgradeOptions, repo: str, commit: str, stage: str, reason: str, *, built: str | None = None
+) -> None:
+    """`commit` (the remote's) is refused until a newer one arrives; the verdict names what was built."""
     previous = GitopsRecord.load(opts.state_dir).get(repo)
-    failed = FailedCommit(commit, stage, reason, _now())
-    _remember(opts, repo, RepoRecord(failed, previous.deployed, previous.deployed_at))
+    now = _now()
+    record = attrs.evolve(previous, failed=FailedCommit(commit, stage, reason, now))
+    _remember(opts, repo, record.with_verdict(CommitVerdict(built or commit, "failed", stage, reason, now)))
+
+
+def _remember_deployed(
+    opts: UpgradeOptions, repo: str, commit: str, remote_commit: str, *, trial: bool
+) -> None:
+    """A switch without a trial is this host's verdict; a staged trial waits for its boot's verdict."""
+    previous = GitopsRecord.load(opts.state_dir).get(repo)
+    now = _now()
+    if trial:
+        record = attrs.evolve(previous, failed=None, staged=StagedTrial(commit, remote_commit, now))
+        if record.trial_seq is None:  # trials that end from now on are this repository's to settle
+            from bootguard.gitops.bootverdict import newest_seq
+            from bootguard.seams.statestore import StateStore
+
+            ended = newest_seq(StateStore(opts.state_dir).load().state)
+            record = attrs.evolve(record, trial_seq=ended)
+    else:
+        record = attrs.evolve(previous, failed=None, deployed=commit, deployed_at=now, staged=None)
+        record = record.with_verdict(CommitVerdict(commit, "blessed", opts.mode.value, "switched", now))
+    _remember(opts, repo, record)
 
 
 def _check_rewrite(g: git.Git, opts: UpgradeOptions, tracking: str, old: str | None, new: str) -> str | None:
@@ -175,27 +207,13 @@ def _with_identity(g: git.Git) -> git.Git:
 
 
 def _stash_dirty(g: git.Git, head: git.Head, state_dir: str) -> backups.Backup | None:
-    if not git.status(g):
-        return None
-    snap = backups.snapshot_worktree(g, head, "bootguard: uncommitted changes before upgrade")
-    saved = backups.save(g, snap, "dirty", state_dir=state_dir)
-    git.reset_hard(g, head.commit or "HEAD")  # safe: the snapshot holds every change
-    git.clean(g)
-    return saved
+    # Index and work tree saved separately, secrets kept out of the refs (see backups.save_dirty).
+    return backups.save_dirty(g, head, state_dir)
 
 
 def _restore_dirty(g: git.Git, dirty: backups.Backup | None, head: str) -> str | None:
     """Re-apply saved edits on top of `head`; a one-line problem if they do not apply."""
-    if dirty is None:
-        return None
-    if git.cherry_pick_no_commit(g, dirty.commit):
-        git.reset_index(g)
-        return None
-    git.reset_hard(g, head)  # safe: the edits are in the snapshot `dirty`
-    return (
-        f"the uncommitted changes conflict with it; they are saved as {dirty.ref} "
-        f"(git -C {g.repo} checkout {dirty.ref} -- .)"
-    )
+    return backups.restore_dirty(g, dirty, head)
 
 
 # --- build, validate, switch -------------------------------------------------------------------
@@ -216,7 +234,8 @@ def _deploy(
     if trial is not None:
         results.append(trial)
         if not trial.ok:
-            _remember(opts, g.repo, RepoRecord(None, target, _now()))
+            previous = GitopsRecord.load(opts.state_dir).get(g.repo)
+            _remember(opts, g.repo, attrs.evolve(previous, failed=None, deployed=target, deployed_at=_now()))
             raise GitOpsError(
                 f"switched {g.repo} to {target[:12]}, but staging it as a trial failed: {trial.reason}",
                 hint="the new generation is the boot default without boot counting; "
@@ -241,7 +260,7 @@ def _roll_back(
     if failed.stage is Stage.SWITCH:
         again = run_stage(opts, Stage.SWITCH, running)
         note = ", switched back" if again is not None and again.ok else ", and switching back failed too"
-    _remember_failure(opts, g.repo, new, failed.stage.value, failed.reason)
+    _remember_failure(opts, g.repo, new, failed.stage.value, failed.reason, built=target)
     problem = None
     try:
         problem = _restore_dirty(g, dirty, running)

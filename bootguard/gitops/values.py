@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from bootguard.gitops.fleet_options import FleetOptions
+
 DEFAULT_BRANCH = "dev"
 DEFAULT_REMOTE = "origin"
 DEFAULT_COMMAND_TIMEOUT = 3 * 3600.0
@@ -85,6 +87,7 @@ class UpgradeOptions(Frozen):
         "branch",
         "build",
         "command_timeout",
+        "fleet",  # fleet (issue 16): FleetOptions, None for no fleet gate
         "mode",
         "remote",
         "repo",
@@ -109,8 +112,10 @@ class UpgradeOptions(Frozen):
     verify_signatures: bool
     state_dir: str
     command_timeout: float
+    fleet: FleetOptions | None  # fleet (issue 16)
 
     def __init__(self, **values: Any) -> None:
+        values.setdefault("fleet", None)  # fleet (issue 16)
         self._init(**values)
 
     @classmethod
@@ -130,6 +135,7 @@ class UpgradeOptions(Frozen):
         allow_force_push: bool = False,
         verify_signatures: bool = False,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        fleet: FleetOptions | None = None,  # fleet (issue 16)
     ) -> UpgradeOptions:
         """From command-line strings; on NixOS, unset build/switch commands get nixos-rebuild."""
         nixos = os.path.exists(NIXOS_MARKER)
@@ -151,6 +157,7 @@ class UpgradeOptions(Frozen):
             verify_signatures=verify_signatures,
             state_dir=state_dir,
             command_timeout=command_timeout,
+            fleet=fleet,  # fleet (issue 16)
         )
 
 

@@ -261,3 +261,28 @@ def bless_good_filename(filename: str) -> str:
 def bless_bad_filename(filename: str) -> str:
     """What systemd-bless-boot renames `filename` to on `bad` (ParseError where it would fail)."""
     return BlessName.parse(filename).bad_filename()
+
+
+PATH_MAX = 4096
+
+
+def normalized_boot_count_path(path: str) -> str:
+    """LoaderBootCountPath with `/` separators, refused as systemd-bless-boot refuses it.
+
+    bless-boot tilts the backslashes, then requires `path_is_normalized` (no `.` or `..` component,
+    no `//`, shorter than PATH_MAX) and `path_is_absolute`; anything else could name a file outside
+    the ESP (`\\..\\outside\\passwd+1` reached /etc on a real host, issue 15.1).
+    """
+    tilted = path.replace("\\", "/")
+    names = tilted.split("/")[1:]
+    if (
+        not tilted.startswith("/")
+        or len(tilted.encode("utf-8", "surrogatepass")) >= PATH_MAX
+        or "//" in tilted
+        or "\0" in tilted
+        or any(n in (".", "..") for n in names)
+    ):
+        raise ParseError(
+            f"Path read from LoaderBootCountPath is not a normalized absolute path, refusing: {path!r}"
+        )
+    return tilted

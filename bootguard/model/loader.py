@@ -179,6 +179,7 @@ class LoaderVars(Frozen):
         "entry_selected",
         "features",
         "info",
+        "warnings",
     )
     boot_count_path: str | None  # LoaderBootCountPath, e.g. \loader\entries\a+1-1.conf
     entry_selected: str | None  # LoaderEntrySelected
@@ -190,6 +191,7 @@ class LoaderVars(Frozen):
     info: str | None  # LoaderInfo
     features: int | None  # LoaderFeatures
     device_part_uuid: str | None  # LoaderDevicePartUUID
+    warnings: tuple[str, ...]  # variables that were malformed and are treated as absent
 
     def __init__(
         self,
@@ -204,6 +206,7 @@ class LoaderVars(Frozen):
         info: str | None = None,
         features: int | None = None,
         device_part_uuid: str | None = None,
+        warnings: Iterable[str] = (),
     ) -> None:
         self._init(
             boot_count_path=boot_count_path,
@@ -216,6 +219,7 @@ class LoaderVars(Frozen):
             info=info,
             features=features,
             device_part_uuid=device_part_uuid,
+            warnings=tuple(warnings),
         )
 
     @classmethod
@@ -526,3 +530,16 @@ def simulate_boot(
         renamed_to=new_path,
         boot_count_path=boot_count_path,
     )
+
+
+def next_boot_with(
+    entries: Iterable[BootEntry],
+    added: BootEntry,
+    conf: LoaderConf,
+    lvars: LoaderVars,
+    version: LoaderVersion,
+) -> BootEntry | None:
+    """The entry systemd-boot boots next once `added` is on disk (replacing a file at the same path)."""
+    others = [e for e in entries if not (e.path == added.path and e.partition is added.partition)]
+    ordered = sort_entries([*others, added], version.id_scheme())
+    return select_next(ordered, conf, lvars, version).entry

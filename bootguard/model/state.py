@@ -18,7 +18,7 @@ from bootguard.model._frozen import Frozen
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from typing import Any
+    from typing import Any, Final, Literal
 
 FORMAT = "bootguard-state"
 VERSION = 1
@@ -37,13 +37,14 @@ class Golden(Frozen):
     """The pinned known-good entry the host falls back to. `cmdline` is a token of its kernel command
     line that identifies its boots where the loader does not say which entry it booted (GRUB)."""
 
-    __slots__ = ("cmdline", "entry_id", "filename", "generation", "pinned_at")
+    __slots__ = ("cmdline", "commit", "entry_id", "filename", "generation", "pinned_at")
 
     entry_id: str
     filename: str
     generation: int | None
     pinned_at: float
     cmdline: str | None
+    commit: str | None  # the configuration commit golden was built from, when known
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class Golden(Frozen):
         pinned_at: float,
         *,
         cmdline: str | None = None,
+        commit: str | None = None,
     ) -> None:
         self._init(
             entry_id=entry_id,
@@ -60,16 +62,21 @@ class Golden(Frozen):
             generation=generation,
             pinned_at=float(pinned_at),
             cmdline=cmdline,
+            commit=commit,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "entry_id": self.entry_id,
             "filename": self.filename,
             "generation": self.generation,
             "pinned_at": self.pinned_at,
         }
-        return out if self.cmdline is None else {**out, "cmdline": self.cmdline}
+        if self.cmdline is not None:
+            out["cmdline"] = self.cmdline
+        if self.commit is not None:
+            out["commit"] = self.commit
+        return out
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Golden:
@@ -80,6 +87,7 @@ class Golden(Frozen):
             r.opt_int("generation"),
             r.number("pinned_at"),
             cmdline=r.opt_str("cmdline"),
+            commit=r.opt_str("commit"),
         )
 
 
@@ -98,6 +106,7 @@ class Trial(Frozen):
         "attempt",
         "backend",
         "cmdline",
+        "commit",
         "copy_filename",
         "entry_id",
         "failures",
@@ -119,6 +128,7 @@ class Trial(Frozen):
     attempt: int
     failures: int
     cmdline: str | None  # identifies its boots where the loader does not say (GRUB), as Golden's
+    commit: str | None  # the configuration commit the trial was built from (GitOps), when known
 
     def __init__(
         self,
@@ -134,6 +144,7 @@ class Trial(Frozen):
         attempt: int = 0,
         failures: int = 0,
         cmdline: str | None = None,
+        commit: str | None = None,
     ) -> None:
         self._init(
             entry_id=entry_id,
@@ -147,6 +158,7 @@ class Trial(Frozen):
             attempt=attempt,
             failures=failures,
             cmdline=cmdline,
+            commit=commit,
         )
 
     @property
@@ -167,6 +179,7 @@ class Trial(Frozen):
             "attempt": self.attempt,
             "failures": self.failures,
             "cmdline": self.cmdline,
+            "commit": self.commit,
         }
 
     @classmethod
@@ -189,19 +202,25 @@ class Trial(Frozen):
             attempt=r.opt_int("attempt") or 0,
             failures=r.opt_int("failures") or 0,
             cmdline=r.opt_str("cmdline"),
+            commit=r.opt_str("commit"),
         )
 
 
 class Attempts(Frozen):
-    """How often one entry was booted, blessed and failed."""
+    """How often one generation was booted, blessed and failed, and the commit it was built from.
 
-    __slots__ = ("boots", "failures", "good", "last_cause", "last_time")
+    Kept per generation (`generation_key`: the entry's file name without the boot counter, a trial
+    copy under the trial's entry), not per file name of the moment: the loader renames counted files.
+    """
+
+    __slots__ = ("boots", "commit", "failures", "good", "last_cause", "last_time")
 
     boots: int
     good: int
     failures: int
     last_cause: str | None
     last_time: float | None
+    commit: str | None  # set when a trial built from this commit was blessed
 
     def __init__(
         self,
@@ -210,6 +229,8 @@ class Attempts(Frozen):
         failures: int = 0,
         last_cause: str | None = None,
         last_time: float | None = None,
+        *,
+        commit: str | None = None,
     ) -> None:
         self._init(
             boots=boots,
@@ -217,6 +238,7 @@ class Attempts(Frozen):
             failures=failures,
             last_cause=last_cause,
             last_time=None if last_time is None else float(last_time),
+            commit=commit,
         )
 
     def record(self, outcome: Outcome, cause: str | None, when: float) -> Attempts:
@@ -230,13 +252,16 @@ class Attempts(Frozen):
         raise AssertionError(outcome)  # pragma: no cover - exhaustive over Outcome
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "boots": self.boots,
             "good": self.good,
             "failures": self.failures,
             "last_cause": self.last_cause,
             "last_time": self.last_time,
         }
+        if self.commit is not None:
+            out["commit"] = self.commit
+        return out
 
     @classmethod
     def from_dict(cls, obj: object, where: str) -> Attempts:
@@ -247,18 +272,137 @@ class Attempts(Frozen):
             r.integer("failures"),
             r.opt_str("last_cause"),
             r.opt_number("last_time"),
+            commit=r.opt_str("commit"),
         )
 
 
+BLESSED: Final = "blessed"  # TrialEnd outcomes: plain strings, no enum on the early-boot path
+FAILED: Final = "failed"
+TRIAL_END_OUTCOMES = (BLESSED, FAILED)
+MAX_FINISHED_TRIALS = 20
+
+if TYPE_CHECKING:
+    TrialOutcome = Literal["blessed", "failed"]
+
+
+class TrialEnd(Frozen):
+    """How one trial ended: blessed, or failed (rolled back after its tries, or rejected on a boot).
+
+    `cause` is the event log's cause word (kernel-panic, watchdog-reset, initrd-failure,
+    validation-failed, failed-before-bootguard, ...; None for a blessed trial). `seq` is unique and
+    increasing within one state, so a reader (GitOps) can remember which ends it has acted on.
+    """
+
+    __slots__ = ("at", "cause", "commit", "entry_id", "filename", "generation", "outcome", "seq")
+
+    entry_id: str
+    filename: str
+    generation: int | None
+    commit: str | None
+    outcome: TrialOutcome
+    cause: str | None
+    at: float
+    seq: int
+
+    def __init__(
+        self,
+        entry_id: str,
+        *,
+        generation: int | None,
+        commit: str | None,
+        outcome: TrialOutcome,
+        cause: str | None,
+        at: float,
+        seq: int,
+        filename: str | None = None,
+    ) -> None:
+        if outcome not in TRIAL_END_OUTCOMES:
+            raise ValueError(f"a trial ends {' or '.join(TRIAL_END_OUTCOMES)}, not {outcome!r}")
+        self._init(
+            entry_id=entry_id,
+            filename=filename or entry_id,
+            generation=generation,
+            commit=commit,
+            outcome=outcome,
+            cause=cause,
+            at=float(at),
+            seq=seq,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "filename": self.filename,
+            "generation": self.generation,
+            "commit": self.commit,
+            "outcome": self.outcome,
+            "cause": self.cause,
+            "at": self.at,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> TrialEnd:
+        r = _Reader(obj, where)
+        outcome = r.string("outcome")
+        if outcome not in TRIAL_END_OUTCOMES:
+            raise r._fail("outcome", "'blessed' or 'failed'")
+        return cls(
+            r.string("entry_id"),
+            filename=r.opt_str("filename"),
+            generation=r.opt_int("generation"),
+            commit=r.opt_str("commit"),
+            outcome=outcome,  # type: ignore[arg-type]  # checked above
+            cause=r.opt_str("cause"),
+            at=r.number("at"),
+            seq=r.integer("seq"),
+        )
+
+
+GOLDEN_COPY_STEM = "bootguard-golden"  # bootguard's copies on the ESP (services/fallback.py writes them)
+TRIAL_COPY_STEM = "bootguard-trial"
+
+
+def generation_key(filename: str) -> str:
+    """The name a boot entry's history is kept under: its file name without the boot counter, which
+    the loader changes on every counted boot and a blessing removes (`a+2-1.conf` -> `a.conf`)."""
+    from bootguard.model.counter import CountedName
+
+    low = filename.lower()
+    suffix = filename[-4:] if low.endswith(".efi") else ".conf"
+    return CountedName.parse(filename, suffix).uncounted_filename
+
+
 _KNOWN_KEYS = frozenset(
-    {"format", "version", "seq", "golden", "trial", "attempts", "halted", "good_streak", "failed_commits"}
+    {
+        "format",
+        "version",
+        "seq",
+        "golden",
+        "trial",
+        "attempts",
+        "halted",
+        "good_streak",
+        "failed_commits",
+        "finished_trials",
+    }
 )
 
 
 class State(Frozen):
     """The whole persistent state. Change it with the `with_*` helpers (they return new values)."""
 
-    __slots__ = ("attempts", "extra", "failed_commits", "golden", "good_streak", "halted", "seq", "trial")
+    __slots__ = (
+        "attempts",
+        "extra",
+        "failed_commits",
+        "finished_trials",
+        "golden",
+        "good_streak",
+        "halted",
+        "seq",
+        "trial",
+    )
 
     seq: int
     golden: Golden | None
@@ -267,6 +411,7 @@ class State(Frozen):
     halted: str | None
     good_streak: int
     failed_commits: tuple[str, ...]
+    finished_trials: tuple[TrialEnd, ...]  # newest last, at most MAX_FINISHED_TRIALS
     extra: dict[str, Any]
 
     def __init__(
@@ -279,6 +424,7 @@ class State(Frozen):
         halted: str | None = None,
         good_streak: int = 0,
         failed_commits: Iterable[str] = (),
+        finished_trials: Iterable[TrialEnd] = (),
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         pairs = attempts.items() if isinstance(attempts, dict) else attempts
@@ -290,6 +436,7 @@ class State(Frozen):
             halted=halted,
             good_streak=good_streak,
             failed_commits=tuple(failed_commits),
+            finished_trials=tuple(finished_trials)[-MAX_FINISHED_TRIALS:],
             extra=dict(extra) if extra else {},
         )
 
@@ -304,12 +451,38 @@ class State(Frozen):
 
     # -- queries ---------------------------------------------------------------------------
 
-    def attempts_for(self, entry_id: str) -> Attempts:
-        """The counters of `entry_id` (all zero when it was never seen)."""
-        for key, value in self.attempts:
-            if key == entry_id:
+    def history_key(self, filename: str) -> str:
+        """The generation a boot of `filename` belongs to: bootguard's golden copy is golden, its
+        trial copy the trial (or the trial it was, once blessed), anything else its own file name
+        without the loader's boot counter."""
+        key = generation_key(filename)
+        stem = key.rpartition(".")[0].lower()
+        if stem == GOLDEN_COPY_STEM and self.golden is not None:
+            return generation_key(self.golden.filename)
+        if stem == TRIAL_COPY_STEM:
+            if self.trial is not None:
+                return generation_key(self.trial.filename)
+            if self.finished_trials:
+                return generation_key(self.finished_trials[-1].filename)
+        return key
+
+    def attempts_for(self, entry: str) -> Attempts:
+        """The counters of the generation `entry` belongs to (all zero when it was never seen)."""
+        key = self.history_key(entry)
+        for name, value in self.attempts:
+            if name == key:
                 return value
         return Attempts()
+
+    def running_commit(self, booted: str) -> str | None:
+        """The configuration commit of the generation booted as `booted` (an entry file name or id),
+        or None when bootguard does not know it."""
+        key = self.history_key(booted)
+        if self.trial is not None and key == generation_key(self.trial.filename) and self.trial.commit:
+            return self.trial.commit
+        if self.golden is not None and key == generation_key(self.golden.filename) and self.golden.commit:
+            return self.golden.commit
+        return self.attempts_for(key).commit
 
     @property
     def attempts_map(self) -> dict[str, Attempts]:
@@ -321,7 +494,7 @@ class State(Frozen):
     def with_attempt(self, entry_id: str, outcome: Outcome, cause: str | None, time: float) -> State:
         """Record one outcome of `entry_id`; GOOD extends the good streak, FAILED ends it."""
         counters = self.attempts_map
-        counters[entry_id] = self.attempts_for(entry_id).record(outcome, cause, time)
+        counters[self.history_key(entry_id)] = self.attempts_for(entry_id).record(outcome, cause, time)
         streak = self.good_streak
         if outcome is Outcome.GOOD:
             streak += 1
@@ -332,6 +505,34 @@ class State(Frozen):
     def without_attempts(self, entry_id: str) -> State:
         """Forget the counters of an entry (e.g. after its file was removed)."""
         return self.evolve(attempts=tuple((k, v) for k, v in self.attempts if k != entry_id))
+
+    def with_trial_end(self, outcome: TrialOutcome, cause: str | None, at: float) -> State:
+        """End the running trial: recorded in `finished_trials`; a blessed trial's commit stays with
+        its generation's history (`running_commit`). The caller writes this in the same state update
+        that blesses the trial or rolls it back, so the two cannot be torn apart."""
+        t = self.trial
+        if t is None:
+            return self
+        seq = self.finished_trials[-1].seq + 1 if self.finished_trials else 1
+        end = TrialEnd(
+            t.entry_id,
+            filename=t.filename,
+            generation=t.generation,
+            commit=t.commit,
+            outcome=outcome,
+            cause=cause,
+            at=at,
+            seq=seq,
+        )
+        counters = self.attempts_map
+        if outcome == BLESSED and t.commit is not None:
+            key = generation_key(t.filename)
+            counters[key] = self.attempts_for(key).evolve(commit=t.commit)
+        return self.evolve(
+            trial=None,
+            finished_trials=(*self.finished_trials, end)[-MAX_FINISHED_TRIALS:],
+            attempts=tuple(sorted(counters.items())),
+        )
 
     def with_golden(self, golden: Golden | None) -> State:
         return self.evolve(golden=golden)
@@ -371,6 +572,7 @@ class State(Frozen):
             halted=self.halted,
             good_streak=self.good_streak,
             failed_commits=list(self.failed_commits),
+            finished_trials=[t.to_dict() for t in self.finished_trials],
         )
         return doc
 
@@ -414,6 +616,7 @@ class State(Frozen):
             halted=r.opt_str("halted"),
             good_streak=r.integer("good_streak"),
             failed_commits=r.str_list("failed_commits"),
+            finished_trials=r.obj_list("finished_trials", TrialEnd.from_dict),
             extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS},
         )
 
@@ -472,6 +675,15 @@ class _Reader:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self._fail(key, "a list of strings")
         return tuple(value)
+
+    def obj_list(self, key: str, parse: Callable[[object, str], Any]) -> tuple[Any, ...]:
+        """A list of objects; absent (a state written before the key existed) is empty."""
+        value = self.obj.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise self._fail(key, "a list")
+        return tuple(parse(v, f"{self.where}: {key}[{i}]") for i, v in enumerate(value))
 
     def opt_obj(self, key: str, parse: Callable[[object, str], Any]) -> Any:
         value = self.obj.get(key)

@@ -20,9 +20,13 @@ from bootguard.seams.fs import clean_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
+    from typing import TypeVar
 
     from bootguard.model.loader import LoaderVars
+
+    T = TypeVar("T")
 
 LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 DEFAULT_DIR = "/sys/firmware/efi/efivars"
@@ -173,21 +177,37 @@ class EfiVars:
         return None if found is None else decode_u64(found[1], name)
 
     def snapshot(self) -> LoaderVars:
-        """All loader variables at once (NoEfiError without efivarfs; ParseError on a malformed one)."""
+        """All loader variables at once (NoEfiError without efivarfs).
+
+        Only LoaderBootCountPath decides a verdict (which file to bless or mark bad): a malformed one
+        is an error. Every other variable that is malformed (empty, odd length, no NUL, invalid
+        UTF-16, huge, a directory) is treated as absent with a warning, so that one unrelated bad
+        variable never refuses a good boot (issue 15.2).
+        """
         from bootguard.model.loader import LoaderVars
 
         self.require()
+        warnings: list[str] = []
+
+        def tolerant(read: Callable[[str], T | None], name: str) -> T | None:
+            try:
+                return read(name)
+            except (ParseError, EnvironmentProblem) as exc:
+                warnings.append(f"{exc.message}; ignored")
+                return None
+
         return LoaderVars(
             boot_count_path=self.read_str("LoaderBootCountPath"),
-            entry_selected=self.read_str("LoaderEntrySelected"),
-            entries=self.read_str_list("LoaderEntries") or (),
-            entry_default=self.read_str("LoaderEntryDefault"),
-            entry_oneshot=self.read_str("LoaderEntryOneShot"),
-            entry_preferred=self.read_str("LoaderEntryPreferred"),
-            entry_last_booted=self.read_str("LoaderEntryLastBooted"),
-            info=self.read_str("LoaderInfo"),
-            features=self.read_u64("LoaderFeatures"),
-            device_part_uuid=self.read_str("LoaderDevicePartUUID"),
+            entry_selected=tolerant(self.read_str, "LoaderEntrySelected"),
+            entries=tolerant(self.read_str_list, "LoaderEntries") or (),
+            entry_default=tolerant(self.read_str, "LoaderEntryDefault"),
+            entry_oneshot=tolerant(self.read_str, "LoaderEntryOneShot"),
+            entry_preferred=tolerant(self.read_str, "LoaderEntryPreferred"),
+            entry_last_booted=tolerant(self.read_str, "LoaderEntryLastBooted"),
+            info=tolerant(self.read_str, "LoaderInfo"),
+            features=tolerant(self.read_u64, "LoaderFeatures"),
+            device_part_uuid=tolerant(self.read_str, "LoaderDevicePartUUID"),
+            warnings=warnings,
         )
 
     # -- writing ---------------------------------------------------------------------------

@@ -242,22 +242,46 @@ class UnsafeFileError(BootguardError):
         self.problem = problem
 
 
-def copy_durably(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+def copy_durably(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, mode: int = 0o644) -> None:
     """Copy a file to `dst` atomically (temp file, fsync, rename, directory fsync)."""
-    import shutil
+    fd = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fsdecode(src))
+        copy_fd_durably(fd, dst, mode=mode)
+    finally:
+        os.close(fd)
 
+
+def copy_fd_durably(src_fd: int, dst: str | os.PathLike[str], *, mode: int = 0o644) -> None:
+    """Copy the open file `src_fd` to `dst` atomically, with exactly `mode` whatever the umask.
+
+    On any failure (ENOSPC mid-copy included) the temporary file is removed: no partial copy stays.
+    """
     dst = os.fspath(dst)
     tmp = f"{dst}.tmp.{os.getpid()}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    out = os.open(tmp, flags, mode)
     try:
-        shutil.copyfile(src, tmp)
-        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fchmod(out, mode)  # the umask may have narrowed or (umask 000) nothing to narrow: be exact
+        offset = 0
+        while True:
+            chunk = os.pread(src_fd, 1 << 20, offset)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+            offset += len(chunk)
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        _unlink_quietly(tmp)
+        raise
+    os.close(out)
+    try:
         os.replace(tmp, dst)
     except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
     fsync_dir(os.path.dirname(dst) or ".")

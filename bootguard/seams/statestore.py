@@ -4,6 +4,7 @@ Layout (`/var/lib/bootguard` by default)::
 
     state.a.json  state.b.json   two slots: an envelope line (CRC32 + length) then the state JSON
     events.jsonl                 one event per line, O_APPEND + fsync per event
+    events.jsonl.1               the previous generation: the log rotates at MAX_LOG_BYTES (rename)
     lock                         flock(2) serialising writers
 
 Why two slots: every write goes to the slot that does *not* hold the newest valid state, so
@@ -42,10 +43,13 @@ LOCK = "lock"
 ENVELOPE_VERSION = 1
 MAX_STATE_BYTES = 4 << 20
 MAX_EVENT_LINE = 64 << 10  # bytes, newline included; longer lines are skipped on read
+MAX_LOG_BYTES = 4 << 20  # events.jsonl rotates to events.jsonl.1 beyond this (one old generation kept)
+ROTATED = EVENTS + ".1"
+_TAIL_CHUNK = 64 << 10
 _TMP_PREFIXES = tuple(f".{name}.tmp." for name in SLOTS)
 _RECOVERY_HINT = (
-    "bootguard does not reset boot counters silently: restore the state files from a backup, or "
-    "move them away to start from an empty state (the golden pin and trial are then forgotten)"
+    "bootguard does not reset boot counters silently: restore the state files from a backup, or run "
+    "`bootguard state reset` (keeps the bad files aside, starts from an empty state: re-pin golden)"
 )
 
 
@@ -206,6 +210,45 @@ class StateStore:
         except OSError as exc:
             raise self._os_error("update the state in", exc) from exc
 
+    def reset(self, *, force: bool = False) -> list[str]:
+        """Move both state slots aside (`NAME.bad-<UTC time>`, never deleted) and start from an empty state.
+
+        The way out when no valid slot is left (the hint of that error names `bootguard state reset`).
+        A valid state is refused unless `force`. Returns the new names of the moved files.
+        """
+        import time
+
+        from bootguard.errors import RefusedError
+
+        if not self._check_dir(create=False):
+            return []
+        self._require_writable()
+        try:
+            with fs.FileLock(self._path(LOCK)):
+                try:
+                    loaded = self.load()
+                except StateError:
+                    loaded = None
+                if loaded is not None and loaded.slot is not None and not force:
+                    raise RefusedError(
+                        f"the state in {self._dir} is valid ({loaded.slot}, seq {loaded.state.seq}); "
+                        "nothing to recover",
+                        hint="--force moves it aside anyway (the golden pin and any trial are forgotten)",
+                    )
+                stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                moved = []
+                for name in SLOTS:
+                    path = self._path(name)
+                    if os.path.lexists(path):
+                        os.rename(path, f"{path}.bad-{stamp}")
+                        moved.append(f"{path}.bad-{stamp}")
+                fs.fsync_dir(self._dir)
+        except fs.UnsafeFileError as exc:
+            raise StateError(exc.message, hint="remove it; bootguard recreates its lock file") from exc
+        except OSError as exc:
+            raise self._os_error("reset the state in", exc) from exc
+        return moved
+
     # -- events ----------------------------------------------------------------------------
 
     def append_event(self, event: Event) -> None:
@@ -217,6 +260,8 @@ class StateStore:
         )
         path = self._path(EVENTS)
         try:
+            if _size(path) + len(line) > MAX_LOG_BYTES:
+                self._rotate(len(line))
             fd = os.open(path, flags, 0o600)
         except OSError as exc:
             raise self._os_error("append to", exc, path) from exc
@@ -238,23 +283,65 @@ class StateStore:
         if st.st_size == 0:
             fs.fsync_dir(self._dir)  # a newly created log must survive a power cut too
 
+    def _rotate(self, incoming: int) -> None:
+        """events.jsonl → events.jsonl.1 (one atomic rename, replacing the older generation).
+
+        Under the state lock, taken without waiting: a concurrent writer rotates instead, and the
+        size is checked again under the lock so that two appenders never rotate twice in a row.
+        """
+        import fcntl
+
+        try:
+            fd = os.open(self._path(LOCK), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return  # rotation is housekeeping: the append itself must not fail over it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return
+        try:
+            if _size(self._path(EVENTS)) + incoming > MAX_LOG_BYTES:
+                os.replace(self._path(EVENTS), self._path(ROTATED))
+                fs.fsync_dir(self._dir)
+        finally:
+            os.close(fd)
+
     def read_events(self, limit: int | None = None) -> EventLog:
-        """The last `limit` events (all when None), oldest first; damage is reported, not fatal."""
+        """The last `limit` events (all when None), oldest first; damage is reported, not fatal.
+
+        With a limit only the end of the log is read (`status` and `events --limit 3` stay fast on a
+        huge log); without one, the rotated generation comes first.
+        """
         if not self._check_dir(create=False):
             return EventLog()
-        path = self._path(EVENTS)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-        except FileNotFoundError:
-            return EventLog()
-        except OSError as exc:
-            raise self._os_error("read", exc, path) from exc
-        with os.fdopen(fd, "rb") as f:
-            self._refuse_unsafe(os.fstat(fd), path)
-            events, warnings = _parse_event_lines(f, EVENTS)
+        events: list[Event] = []
+        warnings: list[str] = []
+        for name in (EVENTS, ROTATED):
+            if limit is not None and len(events) >= limit:
+                break
+            want = None if limit is None else limit - len(events)
+            got, warned = self._read_log(name, want)
+            events[:0] = got
+            warnings[:0] = warned
         if limit is not None:
             events = events[-limit:] if limit > 0 else []
         return EventLog(tuple(events), tuple(warnings))
+
+    def _read_log(self, name: str, want: int | None) -> tuple[list[Event], list[str]]:
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except FileNotFoundError:
+            return [], []
+        except OSError as exc:
+            raise self._os_error("read", exc, path) from exc
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            self._refuse_unsafe(st, path)
+            if want is None:
+                return _parse_event_lines(f, name)
+            return _tail_events(fd, st.st_size, want, name)
 
     # -- safety ----------------------------------------------------------------------------
 
@@ -330,6 +417,31 @@ class StateStore:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return ReadOnlyError(f"cannot {verb} {where}: {os.strerror(exc.errno)}")
         return EnvironmentProblem(f"cannot {verb} {where}: {exc.strerror or exc}")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _tail_events(fd: int, size: int, want: int, name: str) -> tuple[list[Event], list[str]]:
+    """The last `want` events of a log, reading backwards from its end in growing chunks."""
+    import io
+
+    if want <= 0:
+        return [], []
+    start, chunk = size, _TAIL_CHUNK
+    while True:
+        start = max(0, size - chunk)
+        data = os.pread(fd, size - start, start)
+        if start > 0:
+            data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""  # a partial first line
+        events, warnings = _parse_event_lines(io.BytesIO(data), f"{name} (end)")
+        if len(events) >= want or start == 0:
+            return events[-want:], warnings
+        chunk *= 4
 
 
 def _dir_problem(st: os.stat_result) -> str | None:

@@ -14,7 +14,7 @@ import os
 
 from bootguard.errors import NotFoundError
 from bootguard.model._frozen import Frozen
-from bootguard.model.counter import bless_bad_filename, bless_good_filename
+from bootguard.model.counter import bless_bad_filename, bless_good_filename, normalized_boot_count_path
 from bootguard.seams import esp as esp_seam
 
 TYPE_CHECKING = False
@@ -71,7 +71,7 @@ def _names(counted: str) -> dict[Verb, str]:
 
 def mark_path(parts: list[PartitionRoot], count_path: str, verb: Verb) -> MarkResult:
     """Mark the entry at `count_path` (LoaderBootCountPath, `\\` or `/`) on the first partition holding it."""
-    rel = count_path.replace("\\", "/").lstrip("/")
+    rel = normalized_boot_count_path(count_path).lstrip("/")  # no `..`: never outside the ESP
     directory, _, counted = rel.rpartition("/")
     names = _names(counted)
     target = names[verb]

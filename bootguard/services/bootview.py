@@ -6,6 +6,8 @@ Every read-only command (`list`, `status`) and every decision of the early-boot 
 
 from __future__ import annotations
 
+import sys
+
 from bootguard.errors import NotFoundError
 from bootguard.model._frozen import Frozen
 from bootguard.model.loader import (
@@ -131,6 +133,9 @@ class BootView(Frozen):
             booted=_booted(found, loader_vars, id_scheme),
             _memo={},
         )
+        conf_problems = (p for p in view.conf.problems if p.startswith(esp_seam.LOADER_CONF))
+        for line in (*loader_vars.warnings, *conf_problems):
+            sys.stderr.write(f"bootguard: warning: {line}\n")  # malformed but not needed: tolerated
         return view
 
     @property

@@ -16,21 +16,23 @@ id in LoaderEntryDefault (which loops forever on a bad trial on 257/262) or a gl
 
 from __future__ import annotations
 
-import os
 import time
+from functools import partial
 
-from bootguard.errors import NotFoundError, ReadOnlyError, RefusedError
+from bootguard.errors import ReadOnlyError, RefusedError
 from bootguard.model.counter import CountedName
-from bootguard.model.entry import EntryStatus, EntryType
+from bootguard.model.entry import BootEntry, EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
+from bootguard.model.loader import next_boot_with
 from bootguard.model.nixos import generation_of
-from bootguard.model.state import Trial
+from bootguard.model.state import BLESSED, FAILED, Trial
 from bootguard.seams import esp as esp_seam
-from bootguard.seams import fs
+from bootguard.seams.staging import Staging
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from bootguard.model.entry import BootEntry
+    from collections.abc import Callable
+
     from bootguard.model.state import State
     from bootguard.seams.efivars import EfiVars
     from bootguard.seams.esp import PartitionRoot
@@ -66,8 +68,12 @@ def is_trial_copy(entry: BootEntry) -> bool:
     return entry.name.prefix.lower() == TRIAL_STEM
 
 
-def render_copy(data: bytes, stem: str, original: str) -> bytes:
-    """A Type #1 entry's text re-keyed for its bootguard role; every other line is kept as it is."""
+def render_copy(data: bytes, stem: str, original: str, *, keyed: bool = True) -> bytes:
+    """A Type #1 entry's text re-keyed for its bootguard role; every other line is kept as it is.
+
+    `keyed=False` leaves golden without a sort-key: it then sorts after every keyed entry (systemd-boot
+    lists entries with a sort-key first), so a host that boots "the first entry" keeps booting it.
+    """
     sort_key, version = _ROLE_KEYS[stem]
     role = "golden" if stem == GOLDEN_STEM else "trial"
     out = [f"# written by bootguard: {role} copy of {original}; do not edit".encode()]
@@ -77,23 +83,53 @@ def render_copy(data: bytes, stem: str, original: str) -> bytes:
             continue
         title = b"title bootguard " + role.encode() + b": " + line.strip()[5:].strip()
         out.append(title if key == b"title" else line)
-    out += [f"sort-key {sort_key}".encode(), f"version {version}".encode()]
+    out += [f"sort-key {sort_key}".encode()] if keyed else []
+    out += [f"version {version}".encode()]
     return b"\n".join(out) + b"\n"
 
 
-def _uki_stub(entry: BootEntry, stem: str) -> bytes:
+def _uki_stub(entry: BootEntry, stem: str, *, keyed: bool = True) -> bytes:
     # Type #2 golden: a Type #1 entry that chain-loads the UKI by path. Uncounted, so the systemd 259+
     # change of not counting `efi` entries (systemd issue 40405) does not matter for golden.
     sort_key, version = _ROLE_KEYS[stem]
+    key_line = f"sort-key {sort_key}\n" if keyed else ""
     return (
-        f"title bootguard golden: {entry.filename}\nefi /{entry.path}\n"
-        f"sort-key {sort_key}\nversion {version}\n"
-    ).encode()
+        f"title bootguard golden: {entry.filename}\nefi /{entry.path}\n{key_line}version {version}\n".encode()
+    )
+
+
+def _golden_text(view: BootView, entry: BootEntry, keyed: bool) -> bytes:
+    if entry.type is EntryType.TYPE2:
+        return _uki_stub(entry, GOLDEN_STEM, keyed=keyed)
+    return render_copy(_read(view, entry), GOLDEN_STEM, entry.filename, keyed=keyed)
+
+
+def _golden_keyed(view: BootView, entry: BootEntry) -> bool:
+    """Whether golden's copy may carry its sort-key: pinning must never change what boots next.
+
+    On a host that boots "the first entry" (no default anywhere, e.g. Debian's layout with
+    `sort-key debian`), a keyed golden copy would sort first and boot next; without its sort-key
+    it sorts after the keyed entries. If even that changes the next boot, the pin is refused.
+    """
+    before = view.selection.entry
+    rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
+    for keyed in (True, False):
+        copy = BootEntry.from_conf(rel, _golden_text(view, entry, keyed), entry.partition)
+        after = next_boot_with(view.found, copy, view.conf, view.vars, view.version)
+        if (after and after.path, after and after.partition) == (
+            before and before.path,
+            before and before.partition,
+        ):
+            return keyed
+    raise RefusedError(
+        f"pinning {entry.filename} would change what boots next (bootguard's golden entry would sort "
+        f"first, and no default entry is set)",
+        hint="set the default entry first (bootctl set-default ID, or `default` in loader/loader.conf)",
+    )
 
 
 def _read(view: BootView, entry: BootEntry) -> bytes:
-    with open(view.partition_of(entry).join(entry.path), "rb") as f:
-        return f.read()
+    return esp_seam.read_entry(view.partition_of(entry), entry.path)  # bounded, regular files only
 
 
 def _remove_copies(view: BootView, stem: str) -> list[str]:
@@ -118,57 +154,62 @@ GOLDEN_DIR = "EFI/bootguard/golden"
 _IMAGE_KEYS = (b"linux", b"initrd", b"devicetree", b"efi")
 
 
-def _copy_image(part: PartitionRoot, src_rel: str) -> str:
-    """Copy one kernel/initrd/devicetree into bootguard's own directory; returns its new path."""
-    name = src_rel.rstrip("/").rpartition("/")[2]
-    dst_rel = f"{GOLDEN_DIR}/{name}"
-    src, dst = part.join(src_rel.lstrip("/")), part.join(dst_rel)
-    if not os.path.isfile(src):
-        raise NotFoundError(
-            f"golden's image {src_rel} is missing from {part.root}: golden would not boot",
-            hint="pin an entry whose kernel and initrd are present",
-        )
-    if os.path.abspath(src) != os.path.abspath(dst):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        fs.copy_durably(src, dst)
-    return dst_rel
-
-
-def own_images(part: PartitionRoot, data: bytes) -> bytes:
+def own_images(part: PartitionRoot, data: bytes, undo: Staging) -> tuple[bytes, set[str]]:
     """Point image lines at copies under EFI/bootguard/golden, so that the installer's clean-up of
-    EFI/nixos (configurationLimit) cannot make golden unbootable; stale copies are removed."""
+    EFI/nixos (configurationLimit) cannot make golden unbootable. Returns the names in use; the
+    caller prunes the rest once the pin is committed (esp_seam.copy_image never overwrites)."""
     kept: set[str] = set()
     out = []
     for line in data.splitlines():
         parts = line.strip().split(None, 1)
         if len(parts) == 2 and parts[0].lower() in _IMAGE_KEYS:
-            rel = _copy_image(part, parts[1].decode("utf-8", "surrogateescape").strip())
-            kept.add(rel.rpartition("/")[2])
+            value = parts[1].decode("utf-8", "surrogateescape").strip()
+            rel, new = esp_seam.copy_image(part, value, GOLDEN_DIR, kept)
+            if new:
+                undo.push(f"remove {rel}", partial(esp_seam.remove_file, part, rel))
             out.append(parts[0] + b" /" + rel.encode("utf-8", "surrogateescape"))
         else:
             out.append(line)
-    directory = part.join(GOLDEN_DIR)
-    for stale in set(os.listdir(directory) if os.path.isdir(directory) else ()) - kept:
-        os.unlink(os.path.join(directory, stale))
-    return b"\n".join(out) + b"\n"
+    return b"\n".join(out) + b"\n", kept
 
 
-def install_golden_copy(view: BootView, entry: BootEntry, *, copy_images: bool = True) -> str:
-    """(Re)write `bootguard-golden.conf` on the partition that holds golden's kernel."""
+def _restore(part: PartitionRoot, rel: str, before: bytes | None) -> None:
+    if before is None:
+        esp_seam.remove_file(part, rel)
+    else:
+        esp_seam.write_file(part, rel, before)
+
+
+def install_golden_copy(
+    view: BootView,
+    entry: BootEntry,
+    *,
+    copy_images: bool = True,
+    commit: Callable[[], object] | None = None,
+) -> str:
+    """(Re)write `bootguard-golden.conf` on the partition that holds golden's kernel.
+
+    `commit` (the state update) runs once the copy is complete; if it (or any copy) fails, the
+    previous golden copy and images are put back: the host keeps its old configuration.
+    """
     part = view.partition_of(entry)
     part.require_writable("write bootguard's golden entry")
-    data = (
-        _uki_stub(entry, GOLDEN_STEM)
-        if entry.type is EntryType.TYPE2
-        else render_copy(_read(view, entry), GOLDEN_STEM, entry.filename)
-    )
-    if copy_images and entry.type is EntryType.TYPE1:
-        data = own_images(part, data)
+    rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
+    kept: set[str] | None = None
+    with Staging() as undo:
+        data = _golden_text(view, entry, _golden_keyed(view, entry))
+        if copy_images and entry.type is EntryType.TYPE1:
+            data, kept = own_images(part, data, undo)
+        before = esp_seam.read_if_present(part, rel)
+        undo.push(f"restore {rel}", lambda: _restore(part, rel, before))
+        esp_seam.write_file(part, rel, data)
+        if commit is not None:
+            commit()
     for e in view.found:  # a stale golden copy on the other partition would also match the glob
         if is_golden_copy(e) and e.partition is not entry.partition:
             esp_seam.remove_file(view.partition_of(e), e.path)
-    rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
-    esp_seam.write_file(part, rel, data)
+    if kept is not None:
+        esp_seam.prune(part, GOLDEN_DIR, kept)
     return rel
 
 
@@ -176,15 +217,8 @@ def _write_trial_copy(view: BootView, entry: BootEntry, tries: int) -> str:
     part = view.partition_of(entry)
     part.require_writable("stage a trial")
     if entry.type is EntryType.TYPE2:
-        import shutil
-
         rel = f"{esp_seam.UKI_DIR}/{TRIAL_STEM}+{tries}.efi"
-        tmp = part.join(rel) + ".tmp"
-        shutil.copyfile(part.join(entry.path), tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        fs.rename_noreplace(tmp, part.join(rel))
-        fs.syncfs(part.root)
+        esp_seam.copy_file(part, entry.path, rel)
         return rel
     rel = f"{esp_seam.ENTRIES_DIR}/{TRIAL_STEM}+{tries}.conf"
     esp_seam.write_file(part, rel, render_copy(_read(view, entry), TRIAL_STEM, entry.filename))
@@ -216,38 +250,87 @@ def check_trial_candidate(view: BootView, state: State, entry: BootEntry) -> Non
         )
 
 
-def start_trial(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
-    """Stage `entry` as a trial with `tries` tries; golden takes over when they are used up."""
+def start_trial(
+    view: BootView,
+    store: StateStore,
+    efi: EfiVars,
+    entry: BootEntry,
+    tries: int,
+    *,
+    commit: str | None = None,
+) -> Trial:
+    """Stage `entry` as a trial with `tries` tries; golden takes over when they are used up.
+
+    Order: copy → state → LoaderEntryDefault → event; a failure at any step undoes the earlier ones,
+    so the host keeps either its old configuration or the new one, never a mix (issue 15.4).
+    """
     state = store.load().state
     check_trial_candidate(view, state, entry)
+    check_listed(view, entry)
     efi.require()
-    _remove_copies(view, TRIAL_STEM)
-    rel = _write_trial_copy(view, entry, tries)
-    saved = efi.read_str(DEFAULT_VAR)
-    if saved == DEFAULT_GLOB:  # restaging: keep what the user had before the first trial
-        saved = state.trial.saved_default if state.trial else None
-    efi.write_str(DEFAULT_VAR, DEFAULT_GLOB)
-    trial = Trial(
-        entry_id=entry.id(view.scheme),
-        filename=entry.filename,
-        copy_filename=rel.rpartition("/")[2],
-        tries=tries,
-        started_at=time.time(),
-        generation=generation_of(entry),
-        saved_default=saved,
-    )
-    store.update(lambda s: s.evolve(trial=trial, halted=None))
-    store.append_event(
-        Event.new(
-            EventKind.TRIAL_STARTED,
-            f"{entry.filename} staged as a trial with {tries} tries; golden is {state.golden.filename}"
-            if state.golden
-            else f"{entry.filename} staged",
-            entry=entry.filename,
-            data={"tries": tries, "copy": rel},
+    before = efi.read_str(DEFAULT_VAR)
+    saved = state.trial.saved_default if before == DEFAULT_GLOB and state.trial else before
+    if before == DEFAULT_GLOB and not state.trial:
+        saved = None  # restaging: keep what the user had before the first trial
+    with Staging() as undo:
+        _replace_trial_copies(view, undo)
+        rel = _write_trial_copy(view, entry, tries)
+        undo.push(f"remove {rel}", partial(esp_seam.remove_file, view.partition_of(entry), rel))
+        trial = Trial(
+            entry_id=entry.id(view.scheme),
+            filename=entry.filename,
+            copy_filename=rel.rpartition("/")[2],
+            tries=tries,
+            started_at=time.time(),
+            generation=generation_of(entry),
+            saved_default=saved,
+            commit=commit,
         )
-    )
+        store.update(lambda s: s.evolve(trial=trial, halted=None))
+        undo.push(
+            "restore the state",
+            partial(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
+        )
+        efi.write_str(DEFAULT_VAR, DEFAULT_GLOB)
+        undo.push(f"restore {DEFAULT_VAR}", partial(put_var, efi, DEFAULT_VAR, before))
+        store.append_event(
+            Event.new(
+                EventKind.TRIAL_STARTED,
+                f"{entry.filename} staged as a trial with {tries} tries; golden is {state.golden.filename}"
+                if state.golden
+                else f"{entry.filename} staged",
+                entry=entry.filename,
+                data={"tries": tries, "copy": rel, "commit": commit},
+            )
+        )
     return trial
+
+
+def _replace_trial_copies(view: BootView, undo: Staging) -> None:
+    """Remove earlier trial copies, keeping their text to put back if staging fails."""
+    for old in (e for e in view.found if is_trial_copy(e)):
+        part = view.partition_of(old)
+        data = esp_seam.read_if_present(part, old.path) if old.type is EntryType.TYPE1 else None
+        esp_seam.remove_file(part, old.path)
+        if data is not None:
+            undo.push(f"restore {old.path}", partial(esp_seam.write_file, part, old.path, data))
+
+
+def put_var(efi: EfiVars, name: str, value: str | None) -> None:
+    if value is None:
+        efi.delete(name)
+    else:
+        efi.write_str(name, value)
+
+
+def check_listed(view: BootView, entry: BootEntry) -> None:
+    """Refuse a trial of an entry systemd-boot would not list (it would never boot: golden would)."""
+    if entry.type is EntryType.TYPE1 and not entry.loadable:
+        why = "; ".join(entry.problems[:3]) or "no linux/efi line, or a file name the loader rejects"
+        raise RefusedError(
+            f"{entry.path} is not an entry systemd-boot would list ({why}); refusing to stage it as a trial",
+            hint="bootguard list shows each entry's problems",
+        )
 
 
 def restore_default(view: BootView, efi: EfiVars, trial: Trial) -> str | None:
@@ -266,7 +349,8 @@ def finish_trial(view: BootView, store: StateStore, efi: EfiVars) -> Trial | Non
         return None
     _, left = remove_copies_if_writable(view, TRIAL_STEM)
     restore_default(view, efi, trial)
-    store.update(lambda s: s.evolve(trial=None))
+    now = time.time()
+    store.update(lambda s: s.with_trial_end(BLESSED, None, now))
     store.append_event(
         Event.new(
             EventKind.TRIAL_FINISHED,
@@ -284,8 +368,11 @@ def abandon_trial(view: BootView | None, store: StateStore, cause: str) -> Trial
     if trial is None:
         return None
     removed, left = remove_copies_if_writable(view, TRIAL_STEM) if view is not None else ([], None)
+    now = time.time()
     store.update(
-        lambda s: s.with_trial(None).with_extra(FAILED_KEY, sorted({*failed_trials(s), trial.filename}))
+        lambda s: s.with_trial_end(FAILED, cause, now).with_extra(
+            FAILED_KEY, sorted({*failed_trials(s), trial.filename})
+        )
     )
     store.append_event(
         Event.new(

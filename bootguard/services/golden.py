@@ -100,23 +100,39 @@ def pin(
     *,
     nix_root: str = "/",
     clock: float | None = None,
+    commit: str | None = None,
 ) -> Golden:
     """Record `entry` as golden, write its fallback copy and protect it from garbage collection."""
     check_pinnable(entry)
     generation = generation_of(entry)
     now = time.time() if clock is None else clock
+    # A generation blessed as a trial keeps its commit: pinning it later need not name it again.
+    known = store.load().state.running_commit(entry.filename)
     golden = Golden(
-        entry_id=entry.id(view.scheme), filename=entry.filename, generation=generation, pinned_at=now
+        entry_id=entry.id(view.scheme),
+        filename=entry.filename,
+        generation=generation,
+        pinned_at=now,
+        commit=commit or known,
     )
-    fallback.install_golden_copy(view, entry)
     gcroot = _gc_root(nix_root, generation) if generation is not None else None
-    store.update(lambda s: s.evolve(golden=golden, halted=None))
-    store.append_event(
-        Event.new(
-            EventKind.GOLDEN_PINNED,
-            f"golden is now {entry.filename}" + (f" (NixOS generation {generation})" if generation else ""),
-            entry=entry.filename,
-            data={"generation": generation, "gcroot": gcroot},
-        )
-    )
+
+    def record() -> None:  # the ESP copy is undone if the state or the event log cannot be written
+        before = store.load().state
+        store.update(lambda s: s.evolve(golden=golden, halted=None))
+        try:
+            store.append_event(
+                Event.new(
+                    EventKind.GOLDEN_PINNED,
+                    f"golden is now {entry.filename}"
+                    + (f" (NixOS generation {generation})" if generation else ""),
+                    entry=entry.filename,
+                    data={"generation": generation, "gcroot": gcroot, "commit": golden.commit},
+                )
+            )
+        except BaseException:
+            store.update(lambda s: s.evolve(golden=before.golden, halted=before.halted))
+            raise
+
+    fallback.install_golden_copy(view, entry, commit=record)
     return golden

@@ -14,7 +14,7 @@ import time
 
 from bootguard.errors import NotFoundError, RefusedError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.state import Backend, Golden, Outcome, Trial
+from bootguard.model.state import BLESSED, Backend, Golden, Outcome, Trial
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -65,7 +65,9 @@ class GrubPort:
         raise RefusedError("bootguard writes no golden entry for GRUB; its menu is generated")
 
 
-def pin_golden(env: GrubEnv, store: StateStore, entry: str, token: str, cmdline: str) -> Golden:
+def pin_golden(
+    env: GrubEnv, store: StateStore, entry: str, token: str, cmdline: str, *, commit: str | None = None
+) -> Golden:
     """Pin the GRUB entry booted now (the token must be on this boot's command line: it boots)."""
     env.read()
     if token not in cmdline.split():
@@ -73,7 +75,15 @@ def pin_golden(env: GrubEnv, store: StateStore, entry: str, token: str, cmdline:
             f"{token!r} is not on this boot's kernel command line: golden must be the entry booted now",
             hint="boot the known-good entry, then pin it",
         )
-    golden = Golden(entry_id=entry, filename=entry, generation=None, pinned_at=time.time(), cmdline=token)
+    known = store.load().state.running_commit(entry)
+    golden = Golden(
+        entry_id=entry,
+        filename=entry,
+        generation=None,
+        pinned_at=time.time(),
+        cmdline=token,
+        commit=commit or known,
+    )
     env.set(saved_entry=entry)
     store.update(lambda s: s.evolve(golden=golden, halted=None))
     store.append_event(
@@ -84,7 +94,9 @@ def pin_golden(env: GrubEnv, store: StateStore, entry: str, token: str, cmdline:
     return golden
 
 
-def start(env: GrubEnv, store: StateStore, entry: str, token: str, tries: int) -> Trial:
+def start(
+    env: GrubEnv, store: StateStore, entry: str, token: str, tries: int, *, commit: str | None = None
+) -> Trial:
     """Stage GRUB entry `entry` as a trial: golden stays the default, the entry boots next, once."""
     state = store.load().state
     golden = _golden(state)
@@ -101,6 +113,7 @@ def start(env: GrubEnv, store: StateStore, entry: str, token: str, tries: int) -
         backend=Backend.STATE,
         attempt=1,
         cmdline=token,
+        commit=commit,
     )
     store.update(lambda s: s.evolve(trial=trial, halted=None))  # the pending marker first
     env.set(saved_entry=golden.filename, next_entry=entry)
@@ -110,7 +123,7 @@ def start(env: GrubEnv, store: StateStore, entry: str, token: str, tries: int) -
             f"GRUB entry {entry} staged as a trial with {tries} tries counted by bootguard "
             f"(each try is a one-shot boot; {golden.filename} is the default)",
             entry=entry,
-            data={"tries": tries, "backend": Backend.STATE.value, "match": token},
+            data={"tries": tries, "backend": Backend.STATE.value, "match": token, "commit": commit},
         )
     )
     return trial
@@ -139,7 +152,8 @@ def verdict(env: GrubEnv, store: StateStore, good: bool, cmdline: str) -> list[s
     trial = state.trial
     if good and trial is not None and name == trial.filename:
         env.set(saved_entry=trial.filename)
-        store.update(lambda s: s.with_trial(None))
+        now = time.time()
+        store.update(lambda s: s.with_trial_end(BLESSED, None, now))
         store.append_event(
             Event.new(
                 EventKind.TRIAL_FINISHED,

@@ -221,8 +221,12 @@ def _unarm(state: State) -> State:
 def _do(action: Action, port: Port, store: StateStore, decision: Decision) -> None:
     state = store.load().state  # a retry's try number is in it already: the pending marker
     if action is Action.ABANDON_TRIAL:
+        # The cause of the try that used the trial up: seen in this boot, else the last one its
+        # generation's history recorded (a validation failure marks the copy bad at once).
         cause = decision.failures[-1][1].value if decision.failures else None
-        port.abandon(store, cause or "tries used up")
+        if cause is None and state.trial is not None:
+            cause = state.attempts_for(state.trial.filename).last_cause
+        port.abandon(store, cause or "unknown")
     elif action is Action.RESTORE_GLOB:
         port.restore_glob()
     elif action is Action.GOLDEN_DEFAULT:

@@ -96,11 +96,11 @@ def arm(paths: HostPaths, key: str, tries: int) -> dict[str, object]:
 
 
 def pin_golden(
-    paths: HostPaths, key: str | None, *, generation: int | None, nix_root: str
+    paths: HostPaths, key: str | None, *, generation: int | None, nix_root: str, commit: str | None = None
 ) -> dict[str, object]:
     view = paths.view()
     entry = golden.choose(view, key, generation)
-    pinned = golden.pin(view, StateStore(paths.state_dir), entry, nix_root=nix_root)
+    pinned = golden.pin(view, StateStore(paths.state_dir), entry, nix_root=nix_root, commit=commit)
     msg = f"golden pinned: {pinned.filename}" + (
         f" (generation {pinned.generation})" if pinned.generation else ""
     )
@@ -108,6 +108,7 @@ def pin_golden(
         "golden": pinned.filename,
         "entry_id": pinned.entry_id,
         "generation": pinned.generation,
+        "commit": pinned.commit,
         "messages": [msg, f"fallback entry written: {fallback.GOLDEN_STEM}.conf"],
     }
 
@@ -118,14 +119,16 @@ def _backend(view: BootView, entry: BootEntry, wanted: str) -> Backend:
     return Backend.LOADER if view.partition_of(entry).writable() else Backend.STATE
 
 
-def trial(paths: HostPaths, key: str, tries: int, *, backend: str = "auto") -> dict[str, object]:
+def trial(
+    paths: HostPaths, key: str, tries: int, *, backend: str = "auto", commit: str | None = None
+) -> dict[str, object]:
     view = paths.view()
     _require_efi(view, paths.efivars, "stage a trial")
     entry = require_entry(view, key)
     chosen = _backend(view, entry, backend)
     store, efi = StateStore(paths.state_dir), EfiVars(paths.efivars)
     if chosen is Backend.STATE:
-        started = statetrial.start(view, store, efi, entry, tries)
+        started = statetrial.start(view, store, efi, entry, tries, commit=commit)
         messages = [
             f"trial staged: {entry.filename} boots next, once (LoaderEntryOneShot); bootguard counts "
             f"{tries} tries in its state",
@@ -133,7 +136,7 @@ def trial(paths: HostPaths, key: str, tries: int, *, backend: str = "auto") -> d
             f"and arms the next try; after {tries} failed tries the host stays on golden",
         ]
     else:
-        started = fallback.start_trial(view, store, efi, entry, tries)
+        started = fallback.start_trial(view, store, efi, entry, tries, commit=commit)
         messages = [
             f"trial staged: {entry.filename} boots next with {tries} tries ({started.copy_filename})",
             f"after {tries} failed boots the loader falls back to golden ({fallback.GOLDEN_STEM}.conf)",
@@ -147,34 +150,44 @@ def trial(paths: HostPaths, key: str, tries: int, *, backend: str = "auto") -> d
         "copy": started.copy_filename,
         "tries": tries,
         "backend": chosen.value,
+        "commit": commit,
         "messages": messages,
     }
 
 
 def grub_pin_golden(
-    paths: HostPaths, env_path: str, entry: str, token: str, cmdline: str
+    paths: HostPaths, env_path: str, entry: str, token: str, cmdline: str, *, commit: str | None = None
 ) -> dict[str, object]:
     from bootguard.seams.grubenv import GrubEnv
     from bootguard.services import grubtrial
 
     pinned = grubtrial.pin_golden(
-        GrubEnv(env_path), StateStore(paths.state_dir), entry, token, grubtrial.read_cmdline(cmdline)
+        GrubEnv(env_path),
+        StateStore(paths.state_dir),
+        entry,
+        token,
+        grubtrial.read_cmdline(cmdline),
+        commit=commit,
     )
     return {
         "golden": pinned.filename,
         "match": token,
+        "commit": pinned.commit,
         "messages": [f"golden pinned: GRUB entry {entry}", f"GRUB's saved_entry is {entry}"],
     }
 
 
-def grub_trial(paths: HostPaths, env_path: str, entry: str, token: str, tries: int) -> dict[str, object]:
+def grub_trial(
+    paths: HostPaths, env_path: str, entry: str, token: str, tries: int, *, commit: str | None = None
+) -> dict[str, object]:
     from bootguard.seams.grubenv import GrubEnv
     from bootguard.services import grubtrial
 
-    grubtrial.start(GrubEnv(env_path), StateStore(paths.state_dir), entry, token, tries)
+    grubtrial.start(GrubEnv(env_path), StateStore(paths.state_dir), entry, token, tries, commit=commit)
     return {
         "entry": entry,
         "tries": tries,
+        "commit": commit,
         "backend": Backend.STATE.value,
         "messages": [
             f"trial staged: GRUB entry {entry} boots next, once (next_entry); bootguard counts {tries} tries",

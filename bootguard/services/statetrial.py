@@ -24,11 +24,13 @@ forever. With one-shot tries the loader itself lands on golden after every failu
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from bootguard.errors import NotFoundError
 from bootguard.model.events import Event, EventKind
 from bootguard.model.nixos import generation_of
 from bootguard.model.state import Backend, Trial
+from bootguard.seams.staging import Staging
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -103,7 +105,15 @@ def make_golden_default(view: BootView, efi: EfiVars, state: State) -> str:
     return golden_id
 
 
-def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tries: int) -> Trial:
+def start(
+    view: BootView,
+    store: StateStore,
+    efi: EfiVars,
+    entry: BootEntry,
+    tries: int,
+    *,
+    commit: str | None = None,
+) -> Trial:
     """Stage `entry` as a trial whose `tries` tries bootguard counts; golden is the default throughout."""
     state = store.load().state
     fallback.check_trial_entry(state, entry)
@@ -118,21 +128,34 @@ def start(view: BootView, store: StateStore, efi: EfiVars, entry: BootEntry, tri
         saved_default=_saved_default(efi, state),
         backend=Backend.STATE,
         attempt=1,
+        commit=commit,
     )
     fallback.remove_copies_if_writable(view)  # an earlier loader-counted trial's copy is not this trial
     # The pending marker goes first: a one-shot boot that happens must always find its try recorded.
-    store.update(lambda s: s.evolve(trial=trial, halted=None))
-    efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
-    efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
-    store.append_event(
-        Event.new(
-            EventKind.TRIAL_STARTED,
-            f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
-            f"(each try is a one-shot boot; {golden.filename} is the default)",
-            entry=entry.filename,
-            data={"tries": tries, "backend": Backend.STATE.value},
+    # A later failure undoes the earlier steps (issue 15.4): the old configuration stays.
+    with Staging() as undo:
+        old_default, old_oneshot = efi.read_str(fallback.DEFAULT_VAR), efi.read_str(ONESHOT_VAR)
+        store.update(lambda s: s.evolve(trial=trial, halted=None))
+        undo.push(
+            "restore the state",
+            partial(store.update, lambda s: s.evolve(trial=state.trial, halted=state.halted)),
         )
-    )
+        undo.push(
+            f"restore {fallback.DEFAULT_VAR}",
+            partial(fallback.put_var, efi, fallback.DEFAULT_VAR, old_default),
+        )
+        efi.write_str(fallback.DEFAULT_VAR, golden.id(view.scheme))
+        undo.push(f"restore {ONESHOT_VAR}", partial(fallback.put_var, efi, ONESHOT_VAR, old_oneshot))
+        efi.write_str(ONESHOT_VAR, entry.id(view.scheme))
+        store.append_event(
+            Event.new(
+                EventKind.TRIAL_STARTED,
+                f"{entry.filename} staged as a trial with {tries} tries counted by bootguard "
+                f"(each try is a one-shot boot; {golden.filename} is the default)",
+                entry=entry.filename,
+                data={"tries": tries, "backend": Backend.STATE.value, "commit": commit},
+            )
+        )
     return trial
 
 

@@ -45,12 +45,14 @@ def _boot_part(view: BootView) -> dict[str, object]:
     }
 
 
-def _state_part(state: State) -> dict[str, object]:
+def _state_part(state: State, booted: str | None) -> dict[str, object]:
     g, t = state.golden, state.trial
+    last = state.finished_trials[-1] if state.finished_trials else None
     return {
+        "running_commit": None if booted is None else state.running_commit(booted),
         "golden": None
         if g is None
-        else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation},
+        else {"filename": g.filename, "entry_id": g.entry_id, "generation": g.generation, "commit": g.commit},
         "trial": None
         if t is None
         else {
@@ -61,7 +63,9 @@ def _state_part(state: State) -> dict[str, object]:
             "counted_by": t.backend.value,
             "try": t.attempt if t.backend is Backend.STATE else None,
             "failed_tries": t.failures if t.backend is Backend.STATE else None,
+            "commit": t.commit,
         },
+        "last_trial": None if last is None else last.to_dict(),
         "halted": state.halted,
     }
 
@@ -78,30 +82,19 @@ def _last_validation(state_dir: str) -> object:
         return {"error": f"unreadable: {exc}"}
 
 
-def _gitops_part(state_dir: str) -> list[dict[str, object]]:
-    """Per GitOps repository: what is deployed, the failed commit not retried, saved backups."""
+def _gitops_part(state_dir: str, running: object = None) -> list[dict[str, object]]:
+    """Per GitOps repository: running/deployed/failed commits, why, saved backups (gitops/report.py)."""
     if not os.path.exists(os.path.join(state_dir, "gitops.json")):
         return []  # no GitOps on this host: keep status free of the userland imports below
-    from bootguard.gitops.backups import list_backups, restore_steps
+    from bootguard.gitops.fleet_state import with_fleet  # fleet (issue 16): quarantine/canary hold
     from bootguard.gitops.record import GitopsRecord
+    from bootguard.gitops.report import repo_status
 
-    out: list[dict[str, object]] = []
-    for repo, rec in GitopsRecord.load(state_dir).repos.items():
-        try:
-            backups = list_backups(repo)
-        except BootguardError:
-            backups = []
-        out.append(
-            {
-                "repo": repo,
-                "deployed": rec.deployed,
-                "failed": None
-                if rec.failed is None
-                else {"commit": rec.failed.commit, "stage": rec.failed.stage, "reason": rec.failed.reason},
-                "backups": [{**b.to_dict(), "restore": restore_steps(repo, b, "BRANCH")} for b in backups],
-            }
-        )
-    return out
+    commit = running if isinstance(running, str) else None
+    return [
+        with_fleet(state_dir, repo_status(repo, rec, commit))
+        for repo, rec in GitopsRecord.load(state_dir).repos.items()
+    ]
 
 
 def advice(report: dict[str, object]) -> list[str]:
@@ -139,11 +132,14 @@ def report(
     store = StateStore(state_dir)
     try:
         loaded = store.load()
-        out.update(_state_part(loaded.state))
+        booted = out.get("booted") or out.get("booted_id")  # the file may be gone (a blessed trial copy)
+        out.update(_state_part(loaded.state, booted if isinstance(booted, str) else None))
         problems.extend(loaded.warnings)
     except BootguardError as exc:
         problems.append(exc.message)
-        out.update({"golden": None, "trial": None, "halted": None})
+        out.update(
+            {"golden": None, "trial": None, "halted": None, "running_commit": None, "last_trial": None}
+        )
     try:
         log = store.read_events(limit=events)
         out["events"] = [e.to_dict() for e in log.events]
@@ -153,7 +149,7 @@ def report(
         out["events"] = []
     out["last_validation"] = _last_validation(state_dir)
     try:
-        out["gitops"] = _gitops_part(state_dir)
+        out["gitops"] = _gitops_part(state_dir, out.get("running_commit"))
     except BootguardError as exc:
         problems.append(exc.message)
         out["gitops"] = []

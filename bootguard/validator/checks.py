@@ -17,6 +17,9 @@ from bootguard.errors import CommandError
 from bootguard.seams import proc
 from bootguard.validator import spec as s
 
+# A check's output only feeds a one-line message: keep 64 KiB of head and tail, never 100 MB.
+_MAX_OUTPUT = 65536
+
 
 @attrs.frozen
 class Probe:
@@ -76,7 +79,7 @@ def _last_line(*texts: str) -> str:
 
 def _command(argv: tuple[str, ...], timeout: float) -> Probe:
     try:
-        done = proc.run(argv, check=False, timeout=timeout, new_session=True)
+        done = proc.run(argv, check=False, timeout=timeout, new_session=True, max_output=_MAX_OUTPUT)
     except CommandError as exc:  # with check=False only a timeout raises; the seam killed the child
         return Probe.timeout(exc.message)
     name = os.path.basename(argv[-1] if len(argv) == 2 and argv[0] == "/bin/bash" else argv[0])

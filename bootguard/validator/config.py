@@ -8,6 +8,7 @@ must not silently turn it into a check that always passes.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "/etc/bootguard/checks.toml"
 _COMMON_CHECK_KEYS = ("name", "kind", "required", "timeout", "retries", "backoff", "grace", "after")
 _SECRET_KEYS = ("token", "password", "secret", "api_key")
+# Bounds of hostile or mistyped values: a boot validation longer than a day is a typo, more than
+# 100 retries is a loop, deeper than 16 nested arrays/tables is not a health-check configuration
+# (and Python's TOML parser would recurse until RecursionError), a checks.toml over 4 MiB neither.
+MAX_SECONDS = 86400.0
+MAX_RETRIES = 100
+MAX_NESTING = 16
+MAX_CONFIG_BYTES = 4 << 20
 
 
 class _Table:
@@ -51,19 +59,29 @@ class _Table:
             raise ConfigError(f"{self.where}: option {key!r} is required")
         return value
 
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+    def number(
+        self, key: str, default: float, *, minimum: float = 0.0, maximum: float = MAX_SECONDS
+    ) -> float:
+        """A finite number in [minimum, maximum]: nan, inf and negatives are refused by name."""
         value = float(self.raw(key, (int, float), "a number", default))  # type: ignore[arg-type]
-        if value < minimum:
-            raise ConfigError(f"{self.where}: option {key!r} must be at least {minimum:g}, not {value:g}")
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            bounds = f"from {minimum:g} to {maximum:g}"
+            raise ConfigError(f"{self.where}: option {key!r} must be a number {bounds}, not {value!r}")
         return value
 
-    def optional_number(self, key: str) -> float | None:
-        value = self.raw(key, (int, float), "a number", None)
-        return None if value is None else float(value)  # type: ignore[arg-type]
+    def optional_number(self, key: str, *, maximum: float = math.inf) -> float | None:
+        if key not in self.data:
+            self.used.add(key)
+            return None
+        return self.number(key, 0.0, maximum=maximum if math.isfinite(maximum) else 1e300)
 
-    def integer(self, key: str, default: int) -> int:
+    def integer(self, key: str, default: int, *, minimum: int = 0, maximum: int = MAX_RETRIES) -> int:
         value = self.raw(key, (int,), "an integer", default)
         assert isinstance(value, int)
+        if not minimum <= value <= maximum:
+            raise ConfigError(
+                f"{self.where}: option {key!r} must be an integer from {minimum} to {maximum}, not {value}"
+            )
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -90,7 +108,7 @@ def _command(t: _Table) -> s.Target:
 
 
 def _tcp(t: _Table) -> s.Target:
-    port = t.integer("port", 0)
+    port = t.integer("port", 0, maximum=1 << 32)
     if not 0 < port < 65536:
         raise ConfigError(f"{t.where}: option 'port' must be between 1 and 65535")
     return s.TcpTarget(t.text("host", "localhost") or "localhost", port)
@@ -107,7 +125,9 @@ def _http(t: _Table) -> s.Target:
 
 def _disk(t: _Table) -> s.Target:
     disk = s.DiskTarget(
-        t.text("path", "/") or "/", t.optional_number("min_free_mb"), t.optional_number("min_free_percent")
+        t.text("path", "/") or "/",
+        t.optional_number("min_free_mb"),
+        t.optional_number("min_free_percent", maximum=100.0),
     )
     if disk.min_free_mb is None and disk.min_free_percent is None:
         raise ConfigError(f"{t.where}: a disk check needs 'min_free_mb' or 'min_free_percent'")
@@ -147,13 +167,11 @@ def _check(data: dict[str, object], index: int) -> s.CheckSpec:
         target=_TARGETS[kind](t),
         required=t.flag("required", True),
         timeout=t.number("timeout", 10.0, minimum=0.001),
-        retries=t.integer("retries", 0),
+        retries=t.integer("retries", 0, maximum=MAX_RETRIES),
         backoff=t.number("backoff", 1.0),
         grace=t.number("grace", 0.0),
         after=t.text_list("after"),
     )
-    if spec.retries < 0:
-        raise ConfigError(f"{where}: option 'retries' must not be negative")
     t.reject_unknown()
     return spec
 
@@ -313,13 +331,55 @@ def load(path: str | None = None, *, reader: Callable[[str], bytes] | None = Non
         if explicit:
             raise ConfigError(f"{path}: no such configuration file") from None
         return parse({}, source=None, base_dir=base_dir)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {len(raw)} bytes is too large for a checks file (at most 4 MiB)")
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        depth = nesting_depth(text)
+        if depth > MAX_NESTING:
+            raise ConfigError(
+                f"{path}: arrays or tables nested {depth} deep; at most {MAX_NESTING} levels are read"
+            )
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read") from None
     return parse(data, source=path, base_dir=base_dir)
 
 
 def _read(path: str) -> bytes:
     with open(path, "rb") as f:
-        return f.read()
+        return f.read(MAX_CONFIG_BYTES + 1)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of `[`/`{` outside strings and comments (a lexer's view, not a parser's)."""
+    depth = deepest = 0
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "\"'":
+            triple = text.startswith(c * 3, i)
+            quote = c * 3 if triple else c
+            j = i + len(quote)
+            while j < n:
+                if c == '"' and text[j] == "\\":
+                    j += 2
+                    continue
+                if text.startswith(quote, j) or (not triple and text[j] == "\n"):
+                    break
+                j += 1
+            i = j + len(quote)
+            continue
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return deepest

@@ -82,7 +82,8 @@ def for_host(
     cmdline: str = "/proc/cmdline",
 ) -> Services:
     """The real services: core blessing, event log, journald, sd_notify, notifiers, metrics."""
-    from bootguard.validator import metrics, notify
+    from bootguard import metrics
+    from bootguard.validator import notify
     from bootguard.validator.boot import CoreBoot, GrubBoot
     from bootguard.validator.journal import Journal
     from bootguard.validator.notify.dispatch import Dispatcher
@@ -92,15 +93,14 @@ def for_host(
 
     senders = [notify.build(n) for n in cfg.notifiers]
     dispatcher = Dispatcher(senders, NotifyQueue(state_dir))
-    metrics_path = cfg.metrics_file or metrics.DEFAULT_FILE
-    explicit = cfg.metrics_file is not None
+    sources = metrics.Sources(state_dir, esp=esp, xbootldr=xbootldr, efivars=efivars)
 
     def write_metrics(report: Report | None) -> None:
-        import os
-
-        # The default location is used only where node-exporter's textfile directory exists.
-        if explicit or os.path.isdir(os.path.dirname(metrics_path)):
-            metrics.write(metrics_path, metrics.render(metrics.collect(state_dir, report)))
+        # The whole host's metrics, read back from what this run wrote (last-validation.json, events).
+        # Without a configured file: $BOOTGUARD_METRICS_FILE, else node-exporter's directory if present.
+        path = metrics.target(cfg.metrics_file)
+        if path is not None:
+            metrics.export(sources, path)
 
     boot = (
         GrubBoot(grub_env, state_dir, cmdline)
@@ -297,10 +297,20 @@ def validate(cfg: ValidatorConfig, svc: Services) -> Outcome:
     if write_metrics is not None:
         flow.guarded("write metrics", lambda: write_metrics(report))
     if p.step is Step.CONTINUE:
+        flow.guarded("settle the GitOps commit of a finished trial", lambda: _gitops_after_boot(svc, flow))
         svc.sd.ready(report.summary())
         return Outcome(int(ExitCode.OK), tuple(flow.messages), report, p.step)
     flow.finish(p)
     return Outcome(int(ExitCode.CHECKS_FAILED), tuple(flow.messages), report, p.step)
+
+
+def _gitops_after_boot(svc: Services, flow: _Flow) -> None:
+    """GitOps hook: a trial that ended since the last look fails (or deploys) its commit in git."""
+    from bootguard.gitops.bootverdict import after_validation
+
+    for settled in after_validation(svc.state_dir, flow.entry, svc.dispatcher):
+        for line in settled.messages:
+            flow.say(line, MessageId.MARKED_BAD if settled.outcome == "failed" else MessageId.BLESSED)
 
 
 def _decision_label(verdict: Verdict, core: BootDecision | None) -> str:

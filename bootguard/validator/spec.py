@@ -7,6 +7,7 @@ match on the target's type exhaustively. Parsing lives in `config`; these classe
 from __future__ import annotations
 
 import enum
+import math
 
 import attrs
 
@@ -114,7 +115,8 @@ class CheckSpec:
         """Seconds to wait before attempt number `attempt` (1-based): exponential backoff, capped."""
         if attempt <= 1:
             return 0.0
-        return float(min(self.backoff * 2 ** (attempt - 2), 30.0))
+        # The exponent is capped: 2 ** 1100 * backoff overflows a float (OverflowError).
+        return float(min(self.backoff * 2.0 ** min(attempt - 2, 16), 30.0))
 
 
 class FailureMode(enum.Enum):
@@ -143,7 +145,7 @@ class FailurePolicy:
                 delay = float(tail)
             except ValueError:
                 return None
-            if delay >= 0:
+            if delay >= 0 and math.isfinite(delay):
                 return cls(FailureMode.REBOOT_AFTER, delay)
         return None
 

@@ -92,6 +92,9 @@ def test_ships_command_package_extension_units_initrd_parts_and_man_page(deb: Pa
     units = {f"/lib/systemd/system/{p.name}" for p in (CHECKOUT / "systemd").glob("*.service")}
     units |= {f"/lib/systemd/system/{p.name}" for p in (CHECKOUT / "systemd").glob("*.timer")}
     assert units and units <= files, sorted(units - files)
+    others = {f"/usr/share/bootguard/systemd/{p.name}" for p in (CHECKOUT / "systemd").iterdir()
+              if p.is_file() and p.suffix not in (".service", ".timer")}
+    assert others <= files, sorted(others - files)  # e.g. the GitOps role settings (gitops-*.env)
     modules = {p.relative_to(CHECKOUT).as_posix() for p in (CHECKOUT / "bootguard").rglob("*.py")}
     shipped = {f.removeprefix("/usr/lib/python3/dist-packages/") for f in files}
     assert modules <= shipped, sorted(modules - shipped)

@@ -118,3 +118,45 @@ def test_restore_steps_are_plain_git() -> None:
         "checkout refs/bootguard/backup/20250101T000000Z-dirty -- ." in s
         for s in restore_steps("/r", dirty, "dev")
     )
+
+
+def test_history_round_trip_and_cap(tmp_path: Path) -> None:
+    """C2: verdicts survive save/load in order, newest last, at most MAX_HISTORY kept."""
+    from bootguard.gitops.record import MAX_HISTORY, CommitVerdict, StagedTrial
+
+    rec = RepoRecord(deployed="b" * 40, staged=StagedTrial("c" * 40, "d" * 40, "2025-01-01"), trial_seq=7)
+    for i in range(MAX_HISTORY + 3):
+        rec = rec.with_verdict(
+            CommitVerdict(f"{i:040x}", "failed" if i % 2 else "blessed", "boot", "panic", "t")
+        )
+    assert len(rec.history) == MAX_HISTORY and rec.history[-1].commit == f"{MAX_HISTORY + 2:040x}"
+    GitopsRecord().with_repo("/r", rec).save(tmp_path)
+    back = GitopsRecord.load(tmp_path).get("/r")
+    assert back == rec
+    assert back.last_verdict(f"{MAX_HISTORY + 1:040x}") == rec.history[-2]
+
+
+def test_record_written_before_history_still_loads(tmp_path: Path) -> None:
+    """A gitops.json from before C2 (no history/staged/trial_seq keys) loads with an empty history."""
+    old = {
+        "format": "bootguard-gitops",
+        "version": 1,
+        "repos": {"/r": {"failed": None, "deployed": "b" * 40, "deployed_at": "2025-01-01"}},
+    }
+    (tmp_path / "gitops.json").write_text(json.dumps(old))
+    os.chmod(tmp_path / "gitops.json", 0o600)
+    rec = GitopsRecord.load(tmp_path).get("/r")
+    assert rec == RepoRecord(None, "b" * 40, "2025-01-01") and rec.history == () and rec.trial_seq is None
+
+
+def test_bad_history_is_an_error() -> None:
+    """A history entry with an unknown outcome is refused, naming the file."""
+    doc = {
+        "format": "bootguard-gitops",
+        "version": 1,
+        "repos": {
+            "/r": {"history": [{"commit": "a", "outcome": "maybe", "stage": "boot", "cause": "", "at": ""}]}
+        },
+    }
+    with pytest.raises(StateError, match=r"gitops\.json.*maybe"):
+        GitopsRecord.parse(json.dumps(doc).encode(), "gitops.json")

@@ -1,10 +1,11 @@
 """The NixOS module (nix/): syntax, option names, presets, CLI flags, unit mirroring, install hook.
 
-Nothing here evaluates NixOS (no nixpkgs offline). What can be checked without it is checked for
-real: `nix-instantiate` parses every .nix file and evaluates the pure parts (roles.nix, and the option
-tree of module.nix with a two-function stand-in for lib), the real `bootguard … --help` output is
-compared with the flags the module passes, and the install hook runs against a real ESP tree with
-the real CLI.
+Nothing here evaluates NixOS (no nixpkgs offline; tests/unit/test_nix_shapes.py evaluates the module
+against option trees shaped like nixpkgs releases and verifies its rendered units). What can be
+checked without it is checked for real: `nix-instantiate` parses every .nix file and evaluates the
+pure parts (roles.nix, and the option tree of module.nix with a small stand-in for lib), the real
+`bootguard … --help` output is compared with the flags the module passes, and the install hook runs
+against a real ESP tree with the real CLI.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ INITRD_UNIT = REPO / "initrd" / "bootguard-initrd.service"
 # complete, and each entry is looked up in the real `--help` of its command.
 FLAGS: dict[tuple[str, ...], tuple[str, ...]] = {
     (): ("--esp", "--xbootldr", "--state-dir", "--json"),
-    ("validate",): ("--config", "--promote-after", "--boot-deadline"),
-    ("initrd",): ("--mount-esp", "--watchdog-timeout", "--watchdog-device"),
+    ("validate",): ("--config", "--promote-after", "--boot-deadline", "--grub-env"),
+    ("initrd",): ("--mount-esp", "--watchdog-timeout", "--watchdog-device", "--grub-env"),
     ("watchdog", "run"): ("--device", "--timeout", "--handoff"),
     ("upgrade",): (
         "--repo", "--branch", "--remote", "--strategy", "--mode", "--build-command",
         "--switch-command", "--validate-command", "--verify-signatures",
+        # fleet's flags (helper "fleet", issue 16)
+        "--publish-verdicts", "--canaries", "--canary-hosts", "--soak", "--ignore-quarantine", "--host",
     ),
     ("commit",): ("--repo", "--branch", "--push"),
     ("trial",): ("--tries",),
@@ -52,6 +55,8 @@ let
   lib = {
     mkOption = args: args // { _type = "option"; };
     mkEnableOption = name: { _type = "option"; description = name; };
+    mkPackageOption = _: name: _: { _type = "option"; description = name; };
+    mkRenamedOptionModule = from: to: { inherit from to; };
   };
   unused = what: throw "reading the option tree must not need ${what}";
   module = import MODULE {
@@ -156,7 +161,7 @@ def test_option_tree_has_the_documented_shape() -> None:
         "enable", "package", "role", "tries", "promoteAfter", "watchdog.enable", "watchdog.device",
         "watchdog.timeout", "watchdog.handOffToSystemd", "checks", "validator.deadline",
         "validator.onFailure", "notify", "gitops.enable", "gitops.repo", "gitops.branch",
-        "gitops.remote", "gitops.strategy", "gitops.autoPush", "gitops.flake", "gitops.buildCommand",
+        "gitops.remote", "gitops.strategy", "gitops.commit.push", "gitops.flake", "gitops.buildCommand",
         "gitops.switchCommand", "gitops.mode",
     ):
         assert f"services.bootguard.{name}" in paths
@@ -200,8 +205,14 @@ def test_role_presets_are_options_with_the_specified_values() -> None:
     assert (server["validator"]["onFailure"], server["gitops"]["mode"], server["gitops"]["dates"]) == (
         "reboot", "switch", "daily",
     )
+    assert (server["gitops"]["strategy"], server["gitops"]["commit"]) == (
+        "prefer-remote", {"dates": "weekly", "push": False},
+    )
     assert (workstation["tries"], workstation["watchdog"]["timeout"]) == (3, 120)
     assert (workstation["validator"]["onFailure"], workstation["gitops"]["mode"]) == ("report", "boot")
+    assert (workstation["gitops"]["strategy"], workstation["gitops"]["commit"]) == (
+        "prefer-local", {"dates": "daily", "push": True},
+    )
 
 
 def test_presets_are_applied_at_default_priority() -> None:

@@ -11,14 +11,19 @@ from hypothesis import strategies as st
 from bootguard.errors import StateError
 from bootguard.model._frozen import FrozenError
 from bootguard.model.state import (
+    BLESSED,
+    FAILED,
     FORMAT,
     MAX_FAILED_COMMITS,
+    MAX_FINISHED_TRIALS,
     VERSION,
     Attempts,
     Golden,
     Outcome,
     State,
     Trial,
+    TrialEnd,
+    generation_key,
 )
 
 # A small alphabet with the characters that break naive JSON or file-name handling.
@@ -27,7 +32,8 @@ opt_names = st.none() | names
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 counts = st.integers(min_value=0, max_value=2**40)
 
-goldens = st.builds(Golden, names, names, st.none() | counts, times)
+commits = st.none() | st.text(st.sampled_from("0123456789abcdef"), min_size=4, max_size=40)
+goldens = st.builds(Golden, names, names, st.none() | counts, times, commit=commits)
 trials = st.builds(
     Trial,
     names,
@@ -37,8 +43,20 @@ trials = st.builds(
     generation=st.none() | counts,
     saved_default=opt_names,
     copy_filename=opt_names,
+    commit=commits,
 )
-attempts = st.builds(Attempts, counts, counts, counts, opt_names, st.none() | times)
+attempts = st.builds(Attempts, counts, counts, counts, opt_names, st.none() | times, commit=commits)
+trial_ends = st.builds(
+    TrialEnd,
+    names,
+    filename=opt_names,
+    generation=st.none() | counts,
+    commit=commits,
+    outcome=st.sampled_from([BLESSED, FAILED]),
+    cause=opt_names,
+    at=times,
+    seq=counts,
+)
 states = st.builds(
     State,
     seq=counts,
@@ -48,6 +66,7 @@ states = st.builds(
     halted=opt_names,
     good_streak=counts,
     failed_commits=st.lists(names, max_size=4),
+    finished_trials=st.lists(trial_ends, max_size=3),
     extra=st.dictionaries(st.sampled_from(["future_a", "x-y", "é"]), st.integers() | names, max_size=3),
 )
 
@@ -216,3 +235,80 @@ def test_marker_constants_are_on_disk() -> None:
     """The file carries the format marker and version so a foreign JSON file is recognised."""
     doc = json.loads(State.initial().to_json())
     assert (doc["format"], doc["version"]) == (FORMAT, 1)
+
+
+# --- C1: commits of trials, golden and blessed generations; how trials ended ------------------------
+
+
+def test_a_state_file_from_before_commits_and_trial_ends_still_loads() -> None:
+    """Version-1 files written before these keys existed parse, with no commits and no trial ends."""
+    doc = json.loads(
+        State.initial()
+        .with_golden(Golden("a.conf", "a.conf", 3, 1.0))
+        .with_trial(Trial("b.conf", "b.conf", 2, 5.0))
+        .to_json()
+    )
+    del doc["finished_trials"], doc["trial"]["commit"]
+    s = State.from_json(json.dumps(doc), source="old")
+    assert s.finished_trials == ()
+    assert s.trial is not None and s.trial.commit is None
+    assert s.golden is not None and s.golden.commit is None
+
+
+def test_trial_end_records_outcome_commit_and_increasing_seq() -> None:
+    """Each ended trial is kept newest last with a seq above every earlier one; the trial is cleared
+    in the same value, and a blessed trial's commit stays with its generation."""
+    s = State.initial().with_golden(Golden("g.conf", "g.conf", 1, 0.0, commit="aaaa"))
+    s = s.with_trial(Trial("gen-3.conf", "gen-3.conf", 2, 1.0, generation=3, commit="bbbb"))
+    s = s.with_trial_end(FAILED, "kernel-panic", 10.0)
+    assert s.trial is None
+    s = s.with_trial(Trial("gen-4.conf", "gen-4.conf", 2, 11.0, generation=4, commit="cccc"))
+    s = s.with_trial_end(BLESSED, None, 20.0)
+    ends = [(e.entry_id, e.generation, e.commit, e.outcome, e.cause, e.at, e.seq) for e in s.finished_trials]
+    assert ends == [
+        ("gen-3.conf", 3, "bbbb", "failed", "kernel-panic", 10.0, 1),
+        ("gen-4.conf", 4, "cccc", "blessed", None, 20.0, 2),
+    ]
+    assert s.running_commit("gen-4.conf") == "cccc"  # the blessed generation keeps its commit
+    assert s.running_commit("gen-3.conf") is None  # a failed one never ran as a generation
+    assert s.running_commit("bootguard-golden.conf") == "aaaa"
+    assert State.from_json(s.to_json()) == s
+
+
+def test_trial_ends_keep_the_newest_twenty_and_seq_stays_monotonic() -> None:
+    s = State.initial()
+    for i in range(MAX_FINISHED_TRIALS + 5):
+        s = s.with_trial(Trial(f"e{i}.conf", f"e{i}.conf", 1, float(i))).with_trial_end(FAILED, "unknown", i)
+    seqs = [e.seq for e in s.finished_trials]
+    assert len(seqs) == MAX_FINISHED_TRIALS
+    assert seqs == list(range(6, MAX_FINISHED_TRIALS + 6))
+
+
+def test_ending_no_trial_changes_nothing() -> None:
+    assert State.initial().with_trial_end(BLESSED, None, 1.0) == State.initial()
+
+
+def test_a_trial_end_with_an_unknown_outcome_is_refused() -> None:
+    with pytest.raises(ValueError, match="blessed or failed"):
+        TrialEnd("a", generation=None, commit=None, outcome="maybe", cause=None, at=0, seq=1)  # type: ignore[arg-type]
+    doc = json.loads(
+        State.initial().with_trial(Trial("a", "a", 1, 0.0)).with_trial_end(FAILED, None, 1).to_json()
+    )
+    doc["finished_trials"][0]["outcome"] = "maybe"
+    with pytest.raises(StateError, match="outcome"):
+        State.from_json(json.dumps(doc), source="s")
+
+
+def test_history_belongs_to_the_generation_not_the_counter_of_the_moment() -> None:
+    """The loader renames a counted file on every boot; a trial copy is the trial's generation."""
+    assert generation_key("gen+3.conf") == "gen.conf"
+    assert generation_key("gen+0-2.conf") == "gen.conf"
+    assert generation_key("uki+1-1.efi") == "uki.efi"
+    s = State.initial().with_trial(Trial("gen-5.conf", "gen-5.conf", 3, 0.0, commit="dddd"))
+    s = s.with_attempt("bootguard-trial+2-1.conf", Outcome.FAILED, "kernel-panic", 1.0)
+    s = s.with_attempt("bootguard-trial+1-2.conf", Outcome.GOOD, None, 2.0)
+    assert s.attempts_map == {"gen-5.conf": Attempts(0, 1, 1, "kernel-panic", 2.0)}
+    assert s.running_commit("bootguard-trial+1-2.conf") == "dddd"
+    blessed = s.with_trial_end(BLESSED, None, 3.0)
+    assert blessed.running_commit("bootguard-trial+1-2.conf") == "dddd"  # the blessed boot itself
+    assert blessed.running_commit("gen-5.conf") == "dddd"  # and every later boot of the generation

@@ -28,6 +28,33 @@ def add_grub_options(parser: argparse.ArgumentParser, *, match: bool) -> None:
     parser.add_argument("--cmdline", default="/proc/cmdline", help=argparse.SUPPRESS)  # tests
 
 
+COMMIT_ENV = "BOOTGUARD_COMMIT"  # set by `bootguard upgrade` for the commands it runs
+
+
+def add_commit_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--commit",
+        metavar="SHA",
+        help=f"the configuration commit {what} was built from (default: ${COMMIT_ENV} when set)",
+    )
+
+
+def commit_of(args: argparse.Namespace) -> str | None:
+    """--commit, else $BOOTGUARD_COMMIT; a git object name (4 to 64 hex digits), lower-cased."""
+    import os
+
+    from bootguard.errors import UsageError
+
+    value = args.commit if args.commit is not None else os.environ.get(COMMIT_ENV) or None
+    if value is None:
+        return None
+    where = "--commit" if args.commit is not None else f"${COMMIT_ENV}"
+    sha = value.strip().lower()
+    if not 4 <= len(sha) <= 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise UsageError(f"{where} must be a git commit id (4 to 64 hex digits), not {value!r}")
+    return sha
+
+
 def require_match(args: argparse.Namespace) -> str:
     from bootguard.errors import UsageError
 

@@ -31,17 +31,27 @@ def _plain(r: dict[str, object]) -> list[str]:
         )
     else:
         lines.append("counting:   this boot is not counted")
+    lines.append(
+        f"commit:     {r.get('running_commit') or 'unknown (no commit recorded for this generation)'}"
+    )
     g = r.get("golden")
-    lines.append(f"golden:     {g['filename'] if isinstance(g, dict) else 'none pinned'}")
+    golden_commit = f" (commit {g['commit']})" if isinstance(g, dict) and g.get("commit") else ""
+    lines.append(f"golden:     {g['filename'] if isinstance(g, dict) else 'none pinned'}{golden_commit}")
     t = r.get("trial")
     if isinstance(t, dict):
+        trial_commit = f" commit {t['commit']}" if t.get("commit") else ""
         if t.get("counted_by") == "state":
             lines.append(
                 f"trial:      {t['filename']} (try {t['try']} of {t['tries']}, {t['failed_tries']} failed; "
-                "counted by bootguard)"
+                f"counted by bootguard){trial_commit}"
             )
         else:
-            lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']})")
+            lines.append(f"trial:      {t['filename']} ({t['tries']} tries, copy {t['copy']}){trial_commit}")
+    last = r.get("last_trial")
+    if isinstance(last, dict):
+        why = f": {last['cause']}" if last.get("cause") else ""
+        commit = f" (commit {last['commit']})" if last.get("commit") else ""
+        lines.append(f"last trial: {last['filename']} {last['outcome']}{why}{commit}")
     if "next_boot" in r:
         lines.append(f"next boot:  {r.get('next_boot') or 'nothing'} — {r.get('next_boot_why')}")
     lv = r.get("last_validation")
@@ -61,6 +71,8 @@ def _plain(r: dict[str, object]) -> list[str]:
         if g.get("failed"):
             f = g["failed"]
             lines.append(f"  failed:   {f['commit'][:12]} at {f['stage']}: {f['reason']} (not retried)")
+        for note in g.get("notes") or []:
+            lines.append(f"  note:     {note}")
         for b in g.get("backups") or []:
             lines.append(f"  backup:   {b['ref']} {b['commit'][:12]} {b['subject']}")
             lines.append(f"            restore: {b['restore'][1]}")

@@ -23,21 +23,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "boots (state: for a read-only ESP or a firmware that cannot write it); auto picks state only "
         "when the ESP is read-only (default auto)",
     )
-    from bootguard.cli.commands._common import add_grub_options
+    from bootguard.cli.commands._common import add_commit_option, add_grub_options
 
     add_grub_options(parser, match=True)
+    add_commit_option(parser, "the trial")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from bootguard.cli.commands._common import report
+    from bootguard.cli.commands._common import commit_of, report
     from bootguard.errors import UsageError
     from bootguard.services import lifecycle
 
     if not 1 <= args.tries <= 100:
         raise UsageError(f"--tries must be between 1 and 100, not {args.tries}")
+    commit = commit_of(args)
     if args.grub_env:
         from bootguard.cli.commands._common import require_match
 
-        grub = lifecycle.grub_trial(ctx.paths(), args.grub_env, args.entry, require_match(args), args.tries)
+        grub = lifecycle.grub_trial(
+            ctx.paths(), args.grub_env, args.entry, require_match(args), args.tries, commit=commit
+        )
         return report(ctx, grub)
-    return report(ctx, lifecycle.trial(ctx.paths(), args.entry, args.tries, backend=args.backend))
+    result = lifecycle.trial(ctx.paths(), args.entry, args.tries, backend=args.backend, commit=commit)
+    return report(ctx, result)

@@ -47,6 +47,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--mode", choices=_MODES, default="switch", help="switch mode (default: %(default)s)")
     add("--allow-force-push", action="store_true", help="accept rewritten remote history")
     add("--verify-signatures", action="store_true", help="require `git verify-commit` to pass on new commits")
+    # fleet (issue 16): quarantine through verdicts on the shared remote, canaries
+    add("--host", metavar="NAME", help="this host's name in published verdicts (default: the hostname)")
+    add(
+        "--publish-verdicts",
+        action="store_true",
+        help="push this host's verdicts (blessed/failed commits) to refs/bootguard/verdicts/NAME",
+    )
+    add(
+        "--ignore-quarantine",
+        action="store_true",
+        help="this run deploys even a commit another host failed, or one still waiting for canaries",
+    )
+    add(
+        "--canaries",
+        metavar="N",
+        type=int,
+        default=0,
+        help="deploy a commit only once N other hosts blessed it (default: %(default)s, no wait)",
+    )
+    add("--canary-hosts", metavar="A,B", help="only these hosts count as canaries")
+    add(
+        "--soak",
+        metavar="DURATION",
+        help="... or once the commit has been out this long (e.g. 6h, 2d) without a failure verdict",
+    )
     # --json is the global option (accepted after the command name too): not added here.
 
 
@@ -54,6 +79,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
     from bootguard.errors import BootguardError
     from bootguard.gitops import service
+    from bootguard.gitops.fleet_options import FleetOptions
     from bootguard.gitops.values import UpgradeOptions
 
     opts = UpgradeOptions.from_strings(
@@ -69,6 +95,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         mode=args.mode,
         allow_force_push=args.allow_force_push,
         verify_signatures=args.verify_signatures,
+        fleet=FleetOptions.from_strings(
+            host=args.host,
+            publish=args.publish_verdicts,
+            canaries=args.canaries,
+            canary_hosts=args.canary_hosts,
+            soak=args.soak,
+            ignore_quarantine=args.ignore_quarantine,
+        ),
     )
     try:
         result = service.upgrade(opts)

@@ -46,6 +46,7 @@ PACKAGES: tuple[str, ...] = (
     "python3-cffi-backend",  # the cffi watchdog extension's runtime
     "kmod",
     "iproute2",
+    "git",  # the GitOps phases (test_distro_gitops.py): host B's configuration repository
     # Debian's initramfs: bootguard's packaged hook runs in `update-initramfs`, as on a user's host.
     "initramfs-tools",
     "busybox",

@@ -1,0 +1,287 @@
+"""The GitOps loop across a boot, from the CLI on a sandbox host: real git, a real ESP/efivars/state
+tree with bootguard's model of systemd-boot between boots, the trial staged by `upgrade`'s hook as
+a real `bootguard trial` process (BOOTGUARD_COMMIT from upgrade's environment).
+
+bad commit → trial fails twice → golden → the next `upgrade` records the commit failed at boot,
+keeps it as a backup, resets the repository to golden's commit (saving a local commit and edits made
+meanwhile) and does not deploy it again; the fix → trial → blessed → deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from bootguard.errors import ExitCode
+from bootguard.gitops import backups
+from bootguard.gitops.record import GitopsRecord, RepoRecord
+from bootguard.services.simloader import SimulatedLoader
+from tests.hosttree import HostTree, entry_text
+from tests.integration.test_gitops import World, run_git
+
+pytestmark = pytest.mark.integration
+
+LOADER = "systemd-boot 262.1-1"
+
+# The fixture's "switch --mode boot": install the configuration as a new boot entry, like
+# nixos-rebuild boot writes nixos-generation-N.conf; the trial hook stages the newest as a trial.
+SWITCH_SH = """#!/bin/sh
+set -e
+n=$(ls "$ESP/loader/entries" | grep -c '^nixos-generation-')
+n=$((n + 1))
+printf 'title Generation %s\\nversion Generation %s\\nlinux /vmlinuz\\ninitrd /initrd.img\\noptions c=%s\\n' \
+  "$n" "$n" "$BOOTGUARD_COMMIT" > "$ESP/loader/entries/nixos-generation-$n.conf"
+echo "nixos-generation-$n.conf" > "$NEWEST"
+"""
+TRIAL_SH = """#!/bin/sh
+exec "$PYTHON" -m bootguard --esp "$ESP" --efivars "$EFIVARS" --state-dir "$STATE" \
+  trial "$(cat "$NEWEST")" --tries 2
+"""
+
+
+class Loop:
+    def __init__(
+        self, world: World, host: HostTree, monkeypatch: pytest.MonkeyPatch, *, golden_commit: bool = True
+    ) -> None:
+        self.w, self.h = world, host
+        self.newest = world.tmp / "newest"
+        (world.tools / "switch-boot.sh").write_text(SWITCH_SH)
+        (world.tools / "trial.sh").write_text(TRIAL_SH)
+        for k, v in {
+            "ESP": host.esp,
+            "EFIVARS": host.efivars,
+            "STATE": host.state,
+            "NEWEST": self.newest,
+            "PYTHON": sys.executable,
+            "PYTHONPATH": Path(__file__).resolve().parents[2],
+        }.items():
+            monkeypatch.setenv(k, str(v))
+        host.add_entry("nixos-generation-1.conf", entry_text("Generation 1", version="Generation 1"))
+        host.loader_conf("timeout 0\ndefault nixos-generation-1.conf\n")
+        self.loader = SimulatedLoader(str(host.esp), str(host.efivars), LOADER)
+        self.loader.boot()
+        self.golden_commit = world.head(world.b)
+        code, _, err = host.cli("pin-golden", *(("--commit", self.golden_commit) if golden_commit else ()))
+        assert code == 0, err
+
+    def upgrade(self) -> tuple[int, str, str]:
+        return self.h.cli(
+            "upgrade",
+            "--repo",
+            str(self.w.b),
+            "--build-command",
+            f"sh build.sh {self.w.build_log}",
+            "--switch-command",
+            f"sh {self.w.tools / 'switch-boot.sh'}",
+            "--mode",
+            "boot",
+            "--trial-command",
+            f"sh {self.w.tools / 'trial.sh'}",
+        )
+
+    def boot_dies_twice(self) -> None:
+        self.loader.boot()  # panics before bootguard runs
+        self.loader.boot()  # again: no tries left
+        golden = self.loader.boot()
+        assert (
+            golden.selection.entry is not None and golden.selection.entry.filename == "bootguard-golden.conf"
+        )
+        code, _, err = self.h.cli("initrd", "--boot-id", str(uuid.uuid4()))
+        assert code == 0, err
+
+    def boot_good(self) -> None:
+        self.loader.boot()
+        assert self.h.cli("initrd", "--boot-id", str(uuid.uuid4()))[0] == 0
+        code, _, err = self.h.cli("mark", "good")
+        assert code == 0, err
+
+    def record(self) -> RepoRecord:
+        return GitopsRecord.load(self.h.state).get(os.path.realpath(self.w.b))
+
+
+@pytest.fixture
+def loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Loop:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    return Loop(World(tmp_path), HostTree(tmp_path / "hostb"), monkeypatch)
+
+
+def test_boot_failure_fails_the_commit_resets_git_and_is_not_retried(loop: Loop) -> None:
+    w, h = loop.w, loop.h
+    good = loop.golden_commit
+    bad = w.commit(w.a, "builds, but panics at boot", config__txt="value = PANIC\n")
+    w.push(w.a)
+    code, out, err = loop.upgrade()
+    assert code == 0, err
+    status = h.cli_json("status")
+    assert isinstance(status, dict) and status["trial"]["commit"] == bad  # the hook passed the commit
+    assert loop.record().staged is not None and loop.record().deployed is None
+
+    loop.boot_dies_twice()
+    # Meanwhile on B: an edit and a local commit made on top of the configuration that does not run.
+    local = w.commit(w.b, "local tweak", other__txt="tweaked\n")
+    (w.b / "config.txt").write_text("value = PANIC\nedited = yes\n")
+
+    code, _, err = loop.upgrade()  # the first userland step after the failure
+    assert code == ExitCode.ROLLED_BACK, err
+    assert "failed at boot (failed-before-bootguard)" in err and "not retrying" in err
+    assert w.head(w.b) == good
+    saved = {b.name.split("-", 1)[1]: b.commit for b in backups.list_backups(w.b)}
+    assert saved["failed-boot"] == bad and saved["local"] == local and "dirty" in saved
+    assert (w.b / "config.txt").read_text() == "value = 1\n"  # the edit did not re-apply on golden's
+    rec = loop.record()
+    assert rec.failed is not None and rec.failed.commit == bad and rec.failed.stage == "boot"
+    verdict = rec.history[-1]
+    assert (verdict.commit, verdict.outcome, verdict.stage, verdict.cause) == (
+        bad,
+        "failed",
+        "boot",
+        "failed-before-bootguard",
+    )
+    events = [e for e in h.events() if e["kind"] == "upgrade-failed"]
+    datas = [e["data"] for e in events if isinstance(e["data"], dict)]
+    assert any(d.get("stage") == "boot" and d.get("commit") == bad for d in datas)
+
+    # The next timer run: the remote still points at the bad commit; nothing is built or staged.
+    w.build_log.write_text("")
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "not retrying" in err
+    assert w.builds() == [] and w.head(w.b) == good and h.cli_json("status")["trial"] is None  # type: ignore[index]
+    code, out, _ = h.cli("status")
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    assert "kept as refs/bootguard/backup/" in out and "-failed-boot; not retried" in out
+    assert f"restore: git -C {w.b}" in out
+
+    fix = w.commit(w.a, "fix the panic", config__txt="value = 2\n")
+    w.push(w.a)
+    code, _, err = loop.upgrade()
+    assert code == 0, err
+    loop.boot_good()
+    code, _, err = loop.upgrade()  # settles the blessed trial
+    assert code == 0, err
+    rec = loop.record()
+    assert rec.deployed == fix and rec.failed is None and rec.staged is None
+    assert rec.history[-1].outcome == "blessed" and rec.history[-1].commit == fix
+    assert w.head(w.b) == fix
+    w.made.add(local)
+    w.assert_nothing_lost()
+
+
+def test_each_trial_end_is_handled_once(loop: Loop) -> None:
+    """A user who moves B back onto the bad commit by hand is not overridden by a second settle."""
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    assert loop.upgrade()[0] == ExitCode.ROLLED_BACK
+    run_git(w.b, "reset", "-q", "--hard", bad)
+    loop.loader.boot()  # golden again, state slots rewritten
+    assert loop.h.cli("initrd", "--boot-id", str(uuid.uuid4()))[0] == 0
+    assert loop.upgrade()[0] == 0  # up to date with the remote: the user's choice stands
+    assert w.head(w.b) == bad
+    assert [v.outcome for v in loop.record().history] == ["failed"]
+
+
+def test_trial_commit_missing_from_repository_is_recorded_and_repo_left_alone(loop: Loop) -> None:
+    """A re-cloned repository without the failed commit: recorded failed, no backup, nothing reset."""
+    w = loop.w
+    w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    # Someone re-clones B from a remote where the bad commit was force-replaced.
+    run_git(w.a, "reset", "-q", "--hard", "HEAD~1")
+    other = w.commit(w.a, "different history", other__txt="other\n")
+    w.push(w.a, "--force")
+    import shutil
+
+    shutil.rmtree(w.b)
+    run_git(w.tmp, "clone", "-q", "--no-local", "-b", "dev", str(w.remote), str(w.b))
+    w.configure(w.b, "b")
+    code, out, err = loop.upgrade()
+    assert code == 0, err
+    assert "is not in the repository" in out + err
+    assert w.head(w.b) == other
+    assert loop.record().history[-1].outcome == "failed"
+
+
+def test_unknown_running_commit_leaves_the_repository_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Golden pinned without a commit: the failure is recorded, git is not touched, status says why."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    loop = Loop(World(tmp_path), HostTree(tmp_path / "hostb"), monkeypatch, golden_commit=False)
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    code, out, err = loop.upgrade()
+    assert code == 0, err  # the repository still equals the remote: nothing to integrate
+    assert "cannot tell which commit the running generation was built from" in out
+    assert w.head(w.b) == bad  # left alone, not guessed
+    assert [b.name.rsplit("-", 2)[-2:] for b in backups.list_backups(w.b)] == [["failed", "boot"]]
+    out = loop.h.cli("status")[1]
+    assert "cannot tell which commit the running generation was built from" in out
+
+
+def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
+    """The validator's hook on the golden boot does the rollback; the notification names host,
+    commit and cause; the following upgrade finds nothing left to settle."""
+    from typing import cast
+
+    from bootguard.gitops.bootverdict import after_validation
+    from bootguard.validator.notify.base import Notification
+    from bootguard.validator.notify.dispatch import Dispatcher
+
+    class Catch:
+        def __init__(self) -> None:
+            self.sent: list[Notification] = []
+
+        def deliver(self, n: Notification) -> None:
+            self.sent.append(n)
+
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    catch = Catch()
+    done = after_validation(str(loop.h.state), "bootguard-golden.conf", cast("Dispatcher", catch))
+    assert [(s.commit, s.outcome, s.cause) for s in done] == [(bad, "failed", "failed-before-bootguard")]
+    assert w.head(w.b) == loop.golden_commit
+    (note,) = catch.sent
+    assert bad[:12] in note.title and "failed-before-bootguard" in note.title and note.host in note.title
+    assert f"commit: {bad}" in note.message
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "failed at boot" not in err  # already settled, once
+    assert len([v for v in loop.record().history if v.outcome == "failed"]) == 1
+
+
+def test_commit_after_a_failed_boot_commits_on_the_running_configuration(loop: Loop) -> None:
+    """`bootguard commit --push` on B after the trial failed: the repository is returned to golden's
+    commit first, so the auto-commit is made on the configuration that runs (the push is then rejected:
+    the remote still holds the failed commit; the commit stays local, nothing lost)."""
+    w = loop.w
+    bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    loop.boot_dies_twice()
+    (w.b / "other.txt").write_text("edited on b\n")
+    code, _, err = loop.h.cli("commit", "--repo", str(w.b), "--push")
+    assert code == ExitCode.CONFLICT, err
+    assert "failed at boot" in err
+    head = w.head(w.b)
+    assert run_git(w.b, "rev-parse", "HEAD~1") == loop.golden_commit
+    assert (w.b / "other.txt").read_text() == "edited on b\n"
+    assert run_git(w.b, "log", "-1", "--format=%s", head).startswith("Auto-commit from")
+    assert w.head(w.a) == bad
