@@ -34,7 +34,7 @@ trap 'rm -rf "$work"' EXIT
 src=$work/bootguard-$version
 mkdir -p "$src"
 # What the package is built from; tests/, bench/ and caches stay out.
-cp -a bootguard c_ext debian docs initrd systemd pyproject.toml setup.py README.md "$src/"
+cp -a bootguard c_ext debian docs initrd monitoring systemd pyproject.toml setup.py README.md "$src/"
 find "$src" \( -name __pycache__ -o -name '*.so' -o -name '*.pyc' \) -prune -exec rm -rf {} +
 rm -f "$src/bootguard/_native_wd.c"
 (cd "$src" && dpkg-buildpackage -b -uc -us --no-sign >"$work/build.log" 2>&1) || {

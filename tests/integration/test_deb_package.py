@@ -85,6 +85,8 @@ def test_ships_command_package_extension_units_initrd_parts_and_man_page(deb: Pa
         "/usr/lib/dracut/modules.d/90bootguard/module-setup.sh",
         "/usr/share/man/man8/bootguard.8.gz",
         "/usr/share/doc/bootguard/copyright",
+        "/usr/share/bootguard/monitoring/prometheus/bootguard.rules.yml",  # docs/monitoring.md
+        "/usr/share/bootguard/monitoring/grafana/bootguard-fleet.json",
         *CONFFILES,
     }
     assert expected <= files, sorted(expected - files)

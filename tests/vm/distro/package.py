@@ -28,6 +28,7 @@ SOURCES: tuple[str, ...] = (
     "debian",
     "docs",
     "initrd",
+    "monitoring",
     "systemd",
     "pyproject.toml",
     "setup.py",
