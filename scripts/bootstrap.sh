@@ -11,6 +11,8 @@ APT_PACKAGES=(
   openssh-client  # ssh-keygen: SSH-signed commits in the GitOps and fleet (signed verdicts) tests
   # monitoring tests: promtool, a real Prometheus and node exporter (tests/integration/test_prometheus*.py)
   prometheus prometheus-node-exporter
+  # make deb, its package test and the distribution guest's dpkg -i (debian/, tests/integration/test_deb_package.py)
+  build-essential debhelper dh-python pybuild-plugin-pyproject python3-all-dev python3-cffi python3-setuptools python3-wheel help2man lintian fakeroot
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

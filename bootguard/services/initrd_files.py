@@ -34,6 +34,9 @@ EXPLICIT = (
     "pathlib",  # spooling the decision when the state directory is read-only (earlyboot.record.spool)
     "zlib",
     "subprocess",
+    # fs.syncfs/renameat2 (lazily imported) when the step removes or renames entry files on the ESP, e.g.
+    # a used-up trial's copies; found missing by the distribution guest booting Debian's initramfs.
+    "ctypes",
 )
 
 SEP = "\x1f"  # joins one run's arguments into one argv word (argv cannot hold NUL)

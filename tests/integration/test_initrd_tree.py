@@ -76,3 +76,50 @@ def test_packaged_early_boot_step_runs_from_the_listed_files_alone(tmp_path: Pat
     assert "booting trial+1-1.conf: counted attempt 1" in done.stdout
     events = (tree / "state/events.jsonl").read_text()
     assert '"boot-attempted"' in events and "trial+1-1.conf" in events
+
+
+def _efivar(tree: Path, name: str, value: str) -> None:
+    path = tree / "sys/firmware/efi/efivars" / f"{name}-{GUID}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<I", 6) + (value + "\0").encode("utf-16-le"))
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (os.path.exists(PYTHON) and os.path.exists(BUSYBOX)), reason="needs python3 and busybox-static"
+)
+def test_listed_files_suffice_to_end_a_used_up_trial(tmp_path: Path) -> None:
+    """Golden boots after the trial's tries ran out: the step, from the listed files alone, rolls the
+    trial back and removes its copy from the ESP (fs.syncfs needs ctypes: found missing by the
+    distribution guest booting Debian's initramfs)."""
+    tree = tmp_path / "initramfs"
+    _install(tree)
+    entries = tree / "esp/loader/entries"
+    entries.mkdir(parents=True)
+    (tree / "esp/k").write_text("kernel\n")
+    (tree / "esp/loader/loader.conf").write_text("timeout 0\ndefault gen-1.conf\n")
+    for n in (1, 2):
+        (entries / f"gen-{n}.conf").write_text(f"title g{n}\nversion {n}\nlinux /k\noptions g={n}\n")
+    _efivar(tree, "LoaderInfo", "systemd-boot 257.13-1~deb13u1")
+    _efivar(tree, "LoaderEntrySelected", "gen-1.conf")
+    (tree / "proc/sys/kernel/random").mkdir(parents=True)
+    (tree / "proc/sys/kernel/random/boot_id").write_text("5c0b1a52-0000-4000-8000-000000000002\n")
+    host = [sys.executable, "-m", "bootguard", "--esp", str(tree / "esp"), "--state-dir", str(tree / "state"),
+            "--efivars", str(tree / "sys/firmware/efi/efivars")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([*host, "pin-golden"], check=True, capture_output=True, env=env)
+    subprocess.run([*host, "trial", "gen-2.conf", "--tries", "2"], check=True, capture_output=True, env=env)
+    # Both tries failed before bootguard ran (the loader counted them down); golden boots.
+    (entries / "bootguard-trial+2.conf").rename(entries / "bootguard-trial+0-2.conf")
+    _efivar(tree, "LoaderEntrySelected", "bootguard-golden.conf")
+    chroot = shutil.which("chroot") or "/usr/sbin/chroot"
+    done = subprocess.run(
+        [chroot, str(tree), "/bin/sh", "/usr/lib/bootguard/bootguard-initrd"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "BOOTGUARD_ESP": "/esp", "BOOTGUARD_STATE_DIR": "/state"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in entries.iterdir()) == ["bootguard-golden.conf", "gen-1.conf", "gen-2.conf"]
+    assert '"rolled-back"' in (tree / "state/events.jsonl").read_text()

@@ -8,8 +8,12 @@ depends() { echo systemd; return 0; }
 install() {
     local src dst
     while IFS=$'\t' read -r src dst; do inst_simple "$src" "$dst"; done < <(bootguard initrd-files --destinations)
-    inst_script "$moddir/../../bootguard-initrd" /usr/lib/bootguard/bootguard-initrd
-    inst_simple "$moddir/../../bootguard-initrd.service" "$systemdsystemunitdir/bootguard-initrd.service"
+    # Installed by the Debian package in /usr/lib/bootguard; from a checkout, next to initrd/dracut/.
+    local from=/usr/lib/bootguard
+    [ -r "$from/bootguard-initrd" ] || from="$moddir/../.."
+    inst_script "$from/bootguard-initrd" /usr/lib/bootguard/bootguard-initrd
+    inst_simple "$from/bootguard-initrd.service" "$systemdsystemunitdir/bootguard-initrd.service"
+    inst_simple "$from/bootguard-initrd-failure.service" "$systemdsystemunitdir/bootguard-initrd-failure.service"
     [ -r /etc/bootguard/initrd.env ] && inst_simple /etc/bootguard/initrd.env
-    $SYSTEMCTL -q --root "$initdir" enable bootguard-initrd.service
+    $SYSTEMCTL -q --root "$initdir" enable bootguard-initrd.service bootguard-initrd-failure.service
 }

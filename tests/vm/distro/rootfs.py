@@ -5,10 +5,11 @@ Three stages, each cached by a hash of its inputs under `<cache>/distro/`:
 1. `base_tarball()` — `mmdebstrap --variant=minbase` of bookworm with systemd, udev, python3 and the
    Python packages bootguard's userland imports, from the host's own Debian mirror (the URI
    `harness.packages.host_debian_source` finds), as a tarball. About 90 s and 215 MB on a fresh machine.
-2. `root_image()` — the tarball unpacked, bootguard installed from the checkout the way a distribution
-   package would (`/usr/lib/bootguard/python`, a `/usr/bin/bootguard` wrapper, the units of `systemd/`
-   enabled with `systemctl --root`), the harness's guest files from `guest/`, then `mkfs.ext4 -d`: no
-   loop device, no mount. Rebuilt whenever bootguard's code or units change (~15 s).
+2. `root_image()` — the tarball unpacked, bootguard's Debian package (`make deb`, cached by a hash of
+   its sources: `package.py`) installed with `dpkg -i` in a chroot, exactly as a user installs it (its
+   postinst enables the validator and the deadline timer and masks systemd-bless-boot), the harness's
+   guest files from `guest/`, then `mkfs.ext4 -d`: no loop device, no mount. Rebuilt whenever the
+   package changes (~5 s for the package, ~10 s for the image).
 3. `scenario_image()` — a sparse copy of that image with the scenario's own files (`/etc/bgvm/…`: the
    generations' checks.toml and units, per-boot init scripts) written by `debugfs -w`.
 
@@ -28,8 +29,10 @@ from pathlib import Path
 
 from bootguard.errors import CommandError
 from bootguard.seams.proc import run
-from tests.vm.harness.cache import CHECKOUT, cache_dir
-from tests.vm.harness.packages import host_debian_source
+from tests.vm.distro.package import bootguard_deb
+from tests.vm.harness.cache import cache_dir
+from tests.vm.harness.initramfs import module_paths
+from tests.vm.harness.packages import Kernel, debian_kernel, host_debian_source
 
 SUITE = "bookworm"
 PACKAGES: tuple[str, ...] = (
@@ -44,6 +47,10 @@ PACKAGES: tuple[str, ...] = (
     "kmod",
     "iproute2",
     "git",  # the GitOps phases (test_distro_gitops.py): host B's configuration repository
+    # Debian's initramfs: bootguard's packaged hook runs in `update-initramfs`, as on a user's host.
+    "initramfs-tools",
+    "busybox",
+    "zstd",
 )
 # Documentation and translations are a third of minbase + python3 and nothing in the guest reads them.
 DPKG_OPTIONS: tuple[str, ...] = (
@@ -54,18 +61,14 @@ DPKG_OPTIONS: tuple[str, ...] = (
 )
 IMAGE_MIB = 1024  # sparse: ~260 MB are used
 GUEST_FILES = Path(__file__).with_name("guest")
-UNITS = CHECKOUT / "systemd"
-PACKAGE = CHECKOUT / "bootguard"
-# Enabled as a distribution package's postinst would; the harness's report unit ends each scenario.
-ENABLE = (
-    "bootguard-validate.service",
-    "bootguard-boot-deadline.timer",
-    "bgvm-report.service",
-    "bgvm-journal.service",
-)
-# The other blesser: bootguard must be the only one (docs/validator.md). No logins on the serial line:
-# a getty on the console also makes systemd stop printing unit status there, which the logs need.
-MASK = ("systemd-bless-boot.service", "getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
+# bootguard's own units are enabled by its package's postinst; the harness's report unit ends each
+# scenario and its journal unit prints bootguard's journal at every shutdown.
+ENABLE = ("bgvm-report.service", "bgvm-journal.service")
+# No logins on the serial line: a getty on the console also makes systemd stop printing unit status
+# there, which the logs need. (systemd-bless-boot, the other blesser, is masked by the package.)
+MASK = ("getty.target", "serial-getty@ttyS0.service", "getty@tty1.service")
+GUEST_DEB = "/var/cache/bgvm/bootguard.deb"
+INITRAMFS_MODULES = GUEST_FILES / "etc/initramfs-tools/modules"
 EMPTY_DIRS = ("boot/efi", "etc/bootguard", "etc/bgvm", "var/lib/bgvm")
 
 _LOCK = threading.Lock()  # two scenarios start at once; each stage is built once
@@ -146,21 +149,50 @@ def base_tarball() -> Built:
     return Built("mmdebstrap", target, time.monotonic() - started, cached=False)
 
 
-def _install_bootguard(root: Path) -> None:
-    """bootguard as a distribution package installs it: code, wrapper, units, enabled services."""
-    shutil.copytree(
-        PACKAGE,
-        root / "usr/lib/bootguard/python/bootguard",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.c"),
-    )
-    unit_dir = root / "usr/lib/systemd/system"
-    for unit in sorted(UNITS.glob("bootguard-*")):
-        shutil.copy2(unit, unit_dir / unit.name)
+def _chroot(root: Path, *argv: str, timeout: float = 300) -> None:
+    env = ["/usr/bin/env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+    run(["chroot", str(root), *env, *argv], timeout=timeout)
+
+
+def initramfs_modules() -> tuple[str, ...]:
+    """The modules the guest's /etc/initramfs-tools/modules lists (MODULES=list)."""
+    lines = (line.strip() for line in INITRAMFS_MODULES.read_text().splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
+def _install_kernel(root: Path, kernel: Kernel) -> None:
+    """What `linux-image-*` would put in the root for `update-initramfs`, cut to the modules the guest
+    boots with (and their dependencies): the full tree is ~400 MB. depmod indexes what is there."""
+    dest = root / "lib/modules" / kernel.release
+    for path in module_paths(kernel, initramfs_modules()):
+        target = dest / path.relative_to(kernel.modules)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    for name in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        if (kernel.modules / name).exists():
+            shutil.copy2(kernel.modules / name, dest / name)
+    config = kernel.vmlinuz.parent / f"config-{kernel.release}"
+    shutil.copy2(config, root / "boot" / config.name)  # mkinitramfs checks the kernel's compressors
+    _chroot(root, "depmod", kernel.release)
+
+
+def _install_bootguard(root: Path, deb: Path, kernel: Kernel) -> Path:
+    """The harness's files (its initramfs-tools configuration and scripts among them), `dpkg -i` of
+    bootguard's package in the unpacked root (maintainer scripts run chrooted), then `update-initramfs`
+    with the packaged hook. Returns the initramfs, in the root's /boot."""
     shutil.copytree(GUEST_FILES, root, dirs_exist_ok=True, symlinks=True)
     for rel in EMPTY_DIRS:
         (root / rel).mkdir(parents=True, exist_ok=True)
+    _install_kernel(root, kernel)
+    inside = root / GUEST_DEB.lstrip("/")
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(deb, inside)
+    _chroot(root, "dpkg", "-i", GUEST_DEB)
+    inside.unlink()
+    _chroot(root, "update-initramfs", "-c", "-k", kernel.release, timeout=600)
     run(["systemctl", f"--root={root}", "enable", *ENABLE])
     run(["systemctl", f"--root={root}", "mask", *MASK])
+    return root / "boot" / f"initrd.img-{kernel.release}"
 
 
 def root_image() -> Built:
@@ -169,20 +201,25 @@ def root_image() -> Built:
         base = base_tarball()
         if not base.cached:
             BUILDS.append(base)
+        deb, deb_seconds, deb_cached = bootguard_deb()
+        if not deb_cached:
+            BUILDS.append(Built("make deb", deb, deb_seconds, cached=False))
+        kernel = debian_kernel()
         key = _digest(
             [
                 base.path.name,
+                kernel.release,
                 str(IMAGE_MIB),
                 *ENABLE,
                 *MASK,
                 *EMPTY_DIRS,
-                *_tree_digest_parts(PACKAGE),
-                *_tree_digest_parts(UNITS),
+                deb.parent.name,  # the package's source hash
+                Path(__file__).read_bytes(),  # how the image is made
                 *_tree_digest_parts(GUEST_FILES),
             ]
         )
         target = cache_dir("distro") / f"root-{key}.img"
-        if target.exists():
+        if target.exists() and guest_initramfs(target).exists():
             built = Built("root image", target, 0.0, cached=True)
             if built not in BUILDS:
                 BUILDS.append(built)
@@ -192,7 +229,8 @@ def root_image() -> Built:
             root = Path(tmpdir) / "root"
             root.mkdir()
             run(["tar", "-xpf", str(base.path), "-C", str(root), "--numeric-owner"], timeout=300)
-            _install_bootguard(root)
+            initrd = _install_bootguard(root, deb, kernel)
+            shutil.copy2(initrd, guest_initramfs(target))
             partial = Path(tmpdir) / "root.img"
             run(
                 ["mkfs.ext4", "-q", "-F", "-L", "bgroot", "-d", str(root), str(partial), f"{IMAGE_MIB}M"],
@@ -200,9 +238,15 @@ def root_image() -> Built:
             )
             partial.rename(target)
         _replace_older(target.parent, "root-*.img", target)
+        _replace_older(target.parent, "root-*.initrd", guest_initramfs(target))
         built = Built("root image", target, time.monotonic() - started, cached=False)
         BUILDS.append(built)
         return built
+
+
+def guest_initramfs(image: Path) -> Path:
+    """The initramfs `update-initramfs` built inside root image `image` (a copy of its /boot/initrd.img)."""
+    return image.with_suffix(".initrd")
 
 
 def _ancestors(path: str) -> list[str]:

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.vm.distro import rootfs
-from tests.vm.distro.initramfs import distro_initramfs
 from tests.vm.harness import disk, qemu, serial
 from tests.vm.harness.packages import Kernel, LoaderBinary
 from tests.vm.harness.qmp import QmpEvent
 
-BASE_OPTIONS = "console=ttyS0,115200 panic=1 loglevel=4 rw"
+BASE_OPTIONS = "root=/dev/vdb console=ttyS0,115200 panic=1 loglevel=4 rw"
 READ_BACK = ("/var/lib/bootguard", "/var/lib/bgvm", "/etc/bootguard")
 _MARKER = re.compile(r"^BGVM-([A-Z-]+) (.*)$")
 
@@ -142,6 +141,13 @@ class DistroResult:
                 out.append(dict(re.findall(r"(\S+?)=(\S*)", match.group(2))))
         return out
 
+    def packaged_step(self, boot: int) -> list[str]:
+        """What bootguard's packaged early-boot step (its initramfs-tools local-bottom script) printed in
+        boot `boot` (1-based): the step's `bootguard-initrd:` report lines, and the script's line when the
+        step failed (`bootguard: early-boot step failed; boot continues`)."""
+        lines = (line.strip() for line in self.boots[boot - 1].lines)
+        return [line for line in lines if line.startswith(("bootguard-initrd:", "bootguard: early-boot"))]
+
     def bg_results(self, command: str) -> list[int]:
         return [rc for b in self.boots for rc, cmd in b.bg_results if cmd.split()[:1] == [command]]
 
@@ -210,7 +216,7 @@ def run_distro_scenario(
     esp = disk.EspLayout(
         loader_efi=loader.efi,
         kernel=kernel.vmlinuz,
-        initrd=distro_initramfs(kernel),
+        initrd=rootfs.guest_initramfs(base.path),
         loader_conf=scn.loader_conf,
         entries=scn.entries,
     )

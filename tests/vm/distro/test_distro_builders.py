@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from bootguard.errors import CommandError
 from bootguard.seams.proc import run
-from tests.vm.distro import initramfs, rootfs
+from tests.vm.distro import rootfs
 from tests.vm.distro.scenario import DistroScenario, Generation, generation_entry
-from tests.vm.harness.initramfs import BUSYBOX, module_paths
+from tests.vm.harness.initramfs import BUSYBOX
 from tests.vm.harness.packages import debian_kernel
 
 pytestmark = pytest.mark.integration
@@ -85,21 +85,44 @@ def test_scenario_files_carry_each_generation_and_boot_script() -> None:
     assert "bgvm.gen=1" in generation_entry("gen-1.conf", 1).render()
 
 
-@pytest.mark.parametrize("script", ["distro_init.sh", "guest/usr/lib/bgvm/report.sh"])
+GUEST_SCRIPTS = [
+    "guest/etc/initramfs-tools/scripts/local-bottom/bgvm",
+    "guest/etc/initramfs-tools/scripts/init-bottom/bgvm",
+    "guest/usr/lib/bgvm/report.sh",
+]
+
+
+@pytest.mark.parametrize("script", GUEST_SCRIPTS)
 def test_guest_shell_scripts_parse_and_are_shellcheck_clean(script: str) -> None:
-    """The init and the report script parse in busybox sh (as the guest runs them) and pass shellcheck."""
+    """The initramfs-tools scripts and the report script parse in busybox sh (as the guest runs them)
+    and pass shellcheck."""
     done = run([str(BUSYBOX), "sh", "-n", str(DISTRO / script)], check=False)
     assert done.returncode == 0, done.stderr
     lint = run(["shellcheck", "--shell=sh", str(DISTRO / script)], check=False)
     assert lint.returncode == 0, lint.stdout
 
 
-def test_initramfs_has_the_distro_init_and_the_watchdog_driver() -> None:
-    """The archive's /init is distro_init.sh; i6300esb is loaded late (with the heartbeat), ext4 early."""
-    kernel = debian_kernel()
-    archive = gzip.decompress(initramfs.distro_initramfs(kernel).read_bytes())
-    assert initramfs.DISTRO_INIT.read_bytes() in archive
-    early = module_paths(kernel, initramfs.EARLY_MODULES)
-    assert any(p.name.startswith("ext4.ko") for p in early)
-    assert b"i6300esb.ko\n" in archive
-    assert b"9p" not in b"".join(p.name.encode() for p in early)
+def test_guest_initramfs_is_update_initramfs_with_the_packaged_hook() -> None:
+    """The guest boots the initramfs `update-initramfs` built in its root after `dpkg -i` of bootguard's
+    package: the packaged hook put the early-boot step (entry point, interpreter, bootguard's modules)
+    in, the packaged local-bottom script runs after the harness's, and MODULES=list took the watchdog
+    driver and the root's file system."""
+    image = rootfs.root_image().path
+    listing = set(run(["lsinitramfs", str(rootfs.guest_initramfs(image))]).stdout.split())
+    for path in (
+        "usr/lib/bootguard/bootguard-initrd",
+        "usr/lib/bootguard/python/bootguard/cli/commands/initrd.py",
+        "scripts/local-bottom/bootguard",
+        "scripts/local-bottom/bgvm",
+        "scripts/init-bottom/bgvm",
+        "etc/bootguard/initrd.env",
+    ):
+        assert path in listing, path
+    assert any(p.startswith("usr/bin/python3") for p in listing)
+    release = debian_kernel().release
+    modules = {Path(p).name.split(".ko")[0] for p in listing if f"modules/{release}/" in p and ".ko" in p}
+    assert {"i6300esb", "ext4", "vfat", "virtio_blk", "efivarfs"} <= modules, sorted(modules)
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["unmkinitramfs", str(rootfs.guest_initramfs(image)), tmp])
+        order = (Path(tmp) / "scripts/local-bottom/ORDER").read_text()
+    assert order.index("/scripts/local-bottom/bgvm") < order.index("/scripts/local-bottom/bootguard")
