@@ -879,6 +879,14 @@ in
           };
         };
 
+        # Records an orderly shutdown or reboot when it is stopped (ExecStop), so the next boot does not
+        # take it for a boot that ended without a verdict. A switch must never restart it: the stop
+        # would record a shutdown that did not happen.
+        systemd.services.bootguard-shutdown = {
+          wantedBy = [ "multi-user.target" ];
+          restartIfChanged = false;
+        };
+
         systemd.timers.bootguard-boot-deadline = {
           wantedBy = [ "sysinit.target" ];
           timerConfig.OnBootSec = reset cfg.validator.bootDeadline;

@@ -21,7 +21,7 @@ from tests.vm.harness.cache import CHECKOUT
 
 pytestmark = pytest.mark.integration
 
-ENABLED = ("bootguard-validate.service", "bootguard-boot-deadline.timer")
+ENABLED = ("bootguard-validate.service", "bootguard-boot-deadline.timer", "bootguard-shutdown.service")
 DEBIAN_DEPENDS = ("python3-attr", "python3-pyudev", "python3-cffi-backend", "python3-sdnotify", "python3")
 CONFFILES = ("/etc/bootguard/checks.toml", "/etc/bootguard/gitops.env", "/etc/bootguard/initrd.env")
 
@@ -204,6 +204,7 @@ def test_install_remove_reinstall_purge(deb: Path, debian_root: Path) -> None:
         "boot-complete.target.requires/bootguard-validate.service": f"{lib}/bootguard-validate.service",
         "multi-user.target.wants/bootguard-validate.service": f"{lib}/bootguard-validate.service",
         "sysinit.target.wants/bootguard-boot-deadline.timer": f"{lib}/bootguard-boot-deadline.timer",
+        "multi-user.target.wants/bootguard-shutdown.service": f"{lib}/bootguard-shutdown.service",
         "systemd-bless-boot.service": "/dev/null",
     }
     # The installed command runs with the tree's python3 (Debian's 3.11, its attrs/pyudev/sdnotify).

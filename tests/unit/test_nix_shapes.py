@@ -614,5 +614,7 @@ def test_rendered_units_pass_systemd_analyze_verify(
             assert settings["OnBootSec"] == ["15min"]
     wants = system / "sysinit.target.wants"
     assert (wants / "bootguard-keepalive.service").exists() is (not case["handOff"])
+    # The shutdown recorder runs on every host: an orderly reboot is not a boot without a verdict.
+    assert (system / "multi-user.target.wants" / "bootguard-shutdown.service").exists()
     assert (system / "timers.target.wants" / "bootguard-upgrade.timer").exists() is bool(case["gitops"])
     assert (system / "timers.target.wants" / "bootguard-commit.timer").exists() is bool(case["gitops"])
