@@ -58,8 +58,11 @@ class EventKind(Vocab):
 def read_boot_id(path: str | None = None) -> str | None:
     """The kernel's random boot id (a UUID string), or None where /proc is not there (tests, chroots)."""
     try:
-        with open(path or BOOT_ID_PATH, encoding="ascii") as f:
-            value = f.read().strip()
+        # Bytes, then the decoder's C fast path for ascii: a text-mode open(encoding="ascii") imports
+        # encodings.ascii on every early boot (issue 13, speed). Newlines as text mode reads them.
+        with open(path or BOOT_ID_PATH, "rb") as f:
+            raw = f.read().decode("ascii")
+        value = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
     except (OSError, UnicodeDecodeError):
         return None
     return value or None

@@ -23,10 +23,8 @@ from bootguard.model.counter import CountedName
 from bootguard.model.entry import BootEntry, EntryStatus, EntryType
 from bootguard.model.events import Event, EventKind
 from bootguard.model.loader import next_boot_with
-from bootguard.model.nixos import generation_of
 from bootguard.model.state import Trial
 from bootguard.seams import esp as esp_seam
-from bootguard.seams.staging import Staging, later
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,6 +33,7 @@ if TYPE_CHECKING:
     from bootguard.model.state import State
     from bootguard.seams.efivars import EfiVars
     from bootguard.seams.esp import PartitionRoot
+    from bootguard.seams.staging import Staging
     from bootguard.seams.statestore import StateStore
     from bootguard.services.bootview import BootView
 
@@ -162,6 +161,8 @@ def own_images(part: PartitionRoot, data: bytes, undo: Staging) -> tuple[bytes, 
     """Point image lines at copies under EFI/bootguard/golden, so that the installer's clean-up of
     EFI/nixos (configurationLimit) cannot make golden unbootable. Returns the names in use; the
     caller prunes the rest once the pin is committed (esp_seam.copy_image never overwrites)."""
+    from bootguard.seams.staging import later
+
     kept: set[str] = set()
     out = []
     for line in data.splitlines():
@@ -198,6 +199,8 @@ def install_golden_copy(
     """
     part = view.partition_of(entry)
     part.require_writable("write bootguard's golden entry")
+    from bootguard.seams.staging import Staging  # writing commands only, not the early-boot path
+
     rel = f"{esp_seam.ENTRIES_DIR}/{GOLDEN_STEM}.conf"
     kept: set[str] | None = None
     with Staging() as undo:
@@ -268,6 +271,9 @@ def start_trial(
     Order: copy → state → LoaderEntryDefault → event; a failure at any step undoes the earlier ones,
     so the host keeps either its old configuration or the new one, never a mix (issue 15.4).
     """
+    from bootguard.model.nixos import generation_of  # the `trial` command only, not early boot
+    from bootguard.seams.staging import Staging, later
+
     state = store.load().state
     check_trial_candidate(view, state, entry)
     check_listed(view, entry)
@@ -312,6 +318,8 @@ def start_trial(
 
 def _replace_trial_copies(view: BootView, undo: Staging) -> None:
     """Remove earlier trial copies, keeping their text to put back if staging fails."""
+    from bootguard.seams.staging import later
+
     for old in (e for e in view.found if is_trial_copy(e)):
         part = view.partition_of(old)
         data = esp_seam.read_if_present(part, old.path) if old.type is EntryType.TYPE1 else None

@@ -23,6 +23,8 @@ EXPLICIT = (
     "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp), grub-editenv
     "bootguard.seams.grubenv",  # GRUB hosts (--grub-env)
     "bootguard.services.grubtrial",
+    "bootguard.seams.staging",  # imported inside fallback/statetrial's writing functions
+    "bootguard.model.nixos",  # likewise (the trial's generation)
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",

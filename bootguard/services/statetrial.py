@@ -27,9 +27,7 @@ import time
 
 from bootguard.errors import NotFoundError
 from bootguard.model.events import Event, EventKind
-from bootguard.model.nixos import generation_of
 from bootguard.model.state import Backend, Trial
-from bootguard.seams.staging import Staging, later
 from bootguard.services import fallback
 
 TYPE_CHECKING = False
@@ -114,6 +112,9 @@ def start(
     commit: str | None = None,
 ) -> Trial:
     """Stage `entry` as a trial whose `tries` tries bootguard counts; golden is the default throughout."""
+    from bootguard.model.nixos import generation_of  # the `trial` command only, not early boot
+    from bootguard.seams.staging import Staging, later
+
     state = store.load().state
     fallback.check_trial_entry(state, entry)
     golden = golden_target(view, state)
