@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.vm.demo import Narrator
 from tests.vm.harness import disk, marks, packages, serial
 from tests.vm.harness.initramfs import GUEST_INIT, Cpio
 from tests.vm.harness.qemu import SerialTail, strip_ansi
+from tests.vm.harness.qmp import QmpEvent
 from tests.vm.harness.scenario import efivar_hex
 from tests.vm.harness.suite import Row, VmSuite
 
@@ -238,3 +240,56 @@ def test_guest_init_is_shellcheck_clean() -> None:
         pytest.fail("shellcheck is missing: install the Debian package shellcheck")
     done = subprocess.run([exe, "-s", "sh", str(GUEST_INIT)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout
+
+
+class _FakeQmp:
+    """The part of QmpClient that _ResetStall uses: events, note() and command()."""
+
+    def __init__(self) -> None:
+        self.events: list[QmpEvent] = []
+        self.commands: list[str] = []
+
+    def snapshot(self) -> list[QmpEvent]:
+        return list(self.events)
+
+    def reset(self) -> None:
+        self.events.append(QmpEvent("RESET", {"guest": True}, 0.0))
+
+    def note(self, name: str, data: dict[str, Any]) -> None:
+        self.events.append(QmpEvent(name, data, 0.0))
+
+    def command(self, name: str) -> dict[str, object]:
+        self.commands.append(name)
+        return {"return": {}}
+
+
+def test_a_firmware_hang_after_a_reset_is_kicked_once_and_recorded(tmp_path: Path) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(10.0)
+    qmp.reset()
+    stall.poll(11.0)
+    stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
+    assert qmp.commands == []  # silent, but not for long enough yet
+    stall.poll(11.0 + _ResetStall.STALL_CPU)
+    assert qmp.commands == ["system_reset"]
+    assert [e.name for e in qmp.events] == ["RESET", "HARNESS-KICK"]
+
+
+def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kicked(tmp_path: Path) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(0.0)
+    stall.poll(1000.0)  # a hang in the guest (the watchdog's business), no reset: not the harness's
+    qmp.reset()
+    stall.poll(1001.0)
+    serial_log.write_bytes(b"boot 1\nboot 2\n")  # the kernel printed after the reset
+    stall.poll(1002.0)
+    stall.poll(5000.0)
+    assert qmp.commands == []

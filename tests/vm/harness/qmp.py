@@ -122,6 +122,11 @@ class QmpClient:
         if self._reader is not None:
             self._reader.join(timeout=5)
 
+    def note(self, name: str, data: dict[str, Any]) -> None:
+        """Record an event of the harness's own (e.g. HARNESS-KICK) among QEMU's, in the same clock."""
+        with self._cond:
+            self.events.append(QmpEvent(name, data, time.monotonic() - self.started))
+
     def snapshot(self) -> list[QmpEvent]:
         with self._cond:
             return list(self.events)
