@@ -73,7 +73,8 @@ def _kinds_since(host: HostTree, count: int) -> list[tuple[str, str | None]]:
     return [(str(e["kind"]), e.get("cause")) for e in host.events()[count:]]  # type: ignore[misc]
 
 
-def _on_trial(root: Path) -> tuple[HostTree, SimulatedLoader]:
+def _golden_pinned(root: Path) -> tuple[HostTree, SimulatedLoader]:
+    """gen-2 booted and pinned as golden; gen-3 installed next to it."""
     root.mkdir()
     host = HostTree(root)
     host.add_entry("gen-2.conf", version="2")
@@ -82,6 +83,11 @@ def _on_trial(root: Path) -> tuple[HostTree, SimulatedLoader]:
     loader.boot()
     assert host.cli("pin-golden")[0] == 0
     host.add_entry("gen-3.conf", version="3")
+    return host, loader
+
+
+def _on_trial(root: Path) -> tuple[HostTree, SimulatedLoader]:
+    host, loader = _golden_pinned(root)
     host.loader_conf("timeout 0\ndefault gen-3.conf\n")  # as an installer leaves it
     assert host.cli("trial", "gen-3.conf", "--commit", "cafe0003")[0] == 0
     assert loader.boot().renamed_to is not None  # bootguard-trial+1-1.conf
@@ -176,14 +182,7 @@ def test_mark_bad_cut_at_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def _used_up(root: Path) -> tuple[HostTree, SimulatedLoader]:
     """A trial of two tries that both died before bootguard ran; the machine is on golden now."""
-    root.mkdir()
-    host = HostTree(root)
-    host.add_entry("gen-2.conf", version="2")
-    host.loader_conf("timeout 0\ndefault gen-2.conf\n")
-    loader = SimulatedLoader(str(host.esp), str(host.efivars), LOADER)
-    loader.boot()
-    assert host.cli("pin-golden")[0] == 0
-    host.add_entry("gen-3.conf", version="3")
+    host, loader = _golden_pinned(root)
     assert host.cli("trial", "gen-3.conf")[0] == 0
     loader.boot()
     loader.boot()
