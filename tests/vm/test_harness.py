@@ -258,9 +258,9 @@ class _FakeQmp:
     def note(self, name: str, data: dict[str, Any]) -> None:
         self.events.append(QmpEvent(name, data, 0.0))
 
-    def command(self, name: str) -> dict[str, object]:
+    def command(self, name: str, **arguments: object) -> dict[str, object]:
         self.commands.append(name)
-        return {"return": {}}
+        return {"return": "RIP=fffffff0" if name == "human-monitor-command" else {}}
 
 
 def test_a_firmware_hang_after_a_reset_is_kicked_once_and_recorded(tmp_path: Path) -> None:
@@ -275,8 +275,41 @@ def test_a_firmware_hang_after_a_reset_is_kicked_once_and_recorded(tmp_path: Pat
     stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
     assert qmp.commands == []  # silent, but not for long enough yet
     stall.poll(11.0 + _ResetStall.STALL_CPU)
-    assert qmp.commands == ["system_reset"]
+    assert qmp.commands[-1] == "system_reset"
     assert [e.name for e in qmp.events] == ["RESET", "HARNESS-KICK"]
+    diag = qmp.events[-1].data["diag"]
+    assert isinstance(diag, dict) and diag["info registers"] == "RIP=fffffff0"
+
+
+def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the_quiet_period(
+    tmp_path: Path,
+) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(10.0)
+    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
+    qmp.reset()  # both between two polls, as on a real reboot
+    stall.poll(11.0)
+    stall.poll(11.0 + _ResetStall.STALL_CPU)
+    assert qmp.commands[-1] == "system_reset"
+
+
+def test_the_kernels_last_words_without_a_reset_start_the_quiet_period_too(tmp_path: Path) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(10.0)
+    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
+    stall.poll(11.0)  # the kernel hung on its way to the reset: QEMU never saw one
+    stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
+    assert qmp.commands == []
+    stall.poll(11.0 + _ResetStall.STALL_CPU)
+    assert qmp.commands[-1] == "system_reset"
 
 
 def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kicked(tmp_path: Path) -> None:

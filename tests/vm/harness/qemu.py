@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.vm.harness.qmp import QmpClient, QmpEvent
 
@@ -245,16 +246,22 @@ class _PowerCut:
 
 
 class _ResetStall:
-    """QEMU under TCG can hang in the firmware right after a guest reset: seen once in several hundred
-    resets (distro gitops-phases on 262: one RESET, then 30 CPU minutes with not one serial byte). The
-    machine reset had disarmed the i6300esb, so nothing in the guest can end it; on a real board a
-    board-level watchdog would. The harness plays that part: after STALL_CPU seconds of QEMU CPU with no
-    serial output since a RESET, it sends `system_reset` and records a HARNESS-KICK event, which every
-    scenario's description and result.json show. A normal boot prints within a few CPU seconds of a
-    reset (the kernel's console), so this never fires on a boot that is merely slow."""
+    """QEMU under TCG can hang right after a guest reset with not one serial byte: seen in CI on distro
+    gitops-phases (252 after its 6th boot, 262 after its 4th; 30 CPU minutes each) and here after the
+    first reboot. A guest reset disarms the i6300esb, so nothing in the guest can end the hang; on a real
+    board a board-level watchdog would. The harness plays that part: after STALL_CPU seconds of QEMU CPU
+    with no serial output since a reset (a QMP RESET, or the kernel's last words `reboot: Restarting
+    system`), it records where the CPU is (HARNESS-KICK, with `info registers`) and sends `system_reset`.
+    The event shows in every scenario's description and result.json. A normal boot prints within a few CPU
+    seconds of a reset (the firmware's BdsDxe lines), so this never fires on a boot that is merely slow.
 
-    STALL_CPU = 150.0
+    The reset and the kernel's last line usually land in the same poll: a new RESET therefore starts the
+    quiet period even when the serial grew in that poll (the first version missed exactly that case)."""
+
+    STALL_CPU = float(os.environ.get("BGVM_STALL_CPU", "150"))
     MAX_KICKS = 3
+    LAST_WORDS = b"reboot: Restarting system"
+    DIAG = ("info cpus", "info registers")
 
     def __init__(self, qmp: QmpClient, serial_path: Path) -> None:
         self.qmp, self.serial_path = qmp, serial_path
@@ -263,24 +270,41 @@ class _ResetStall:
         self.quiet_from: float | None = None  # QEMU CPU seconds when a silent reset was seen
         self.kicks = 0
 
+    def _ends_in_reset(self, size: int) -> bool:
+        with open(self.serial_path, "rb") as f:
+            f.seek(max(0, size - 200))
+            return self.LAST_WORDS in f.read().rstrip().rsplit(b"\n", 1)[-1]
+
     def poll(self, cpu: float) -> None:
         size = self.serial_path.stat().st_size if self.serial_path.exists() else 0
         resets = sum(1 for e in self.qmp.snapshot() if e.name == "RESET")
         grew, new_reset = size != self.size, resets > self.resets
         self.size, self.resets = size, resets
-        if grew:
-            self.quiet_from = None
-        elif new_reset:
+        if new_reset or (grew and self._ends_in_reset(size)):
             self.quiet_from = cpu
-        elif self.quiet_from is not None and cpu - self.quiet_from >= self.STALL_CPU:
-            if self.kicks < self.MAX_KICKS:
-                self.kicks += 1
-                self.qmp.note("HARNESS-KICK", {"silent_cpu_seconds": round(cpu - self.quiet_from, 1)})
-                try:
-                    self.qmp.command("system_reset")
-                except TimeoutError:
-                    pass  # QEMU did not answer: the scenario's own timeout ends the run
+        elif grew:
             self.quiet_from = None
+        elif self.quiet_from is not None and cpu - self.quiet_from >= self.STALL_CPU:
+            self._kick(cpu - self.quiet_from, resets)
+            self.quiet_from = None
+
+    def _kick(self, silent: float, resets: int) -> None:
+        if self.kicks >= self.MAX_KICKS:
+            return
+        self.kicks += 1
+        diag: dict[str, object] = {}
+        for line in self.DIAG:
+            try:
+                hmp: dict[str, Any] = {"command-line": line}
+                diag[line] = self.qmp.command("human-monitor-command", **hmp).get("return")
+            except TimeoutError:
+                diag[line] = None
+        data = {"silent_cpu_seconds": round(silent, 1), "resets": resets, "diag": diag}
+        self.qmp.note("HARNESS-KICK", data)
+        try:
+            self.qmp.command("system_reset")
+        except TimeoutError:
+            pass  # QEMU did not answer: the scenario's own timeout ends the run
 
 
 def _supervise(
