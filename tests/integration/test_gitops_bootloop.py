@@ -430,3 +430,50 @@ def test_upgrade_of_a_moved_repository_fails_in_one_line_and_settles_once_it_is_
     assert code == ExitCode.ROLLED_BACK and "not retrying" in err and w.builds() == []
     w.assert_nothing_lost()
 
+
+@pytest.mark.parametrize("enclosed", [False, True], ids=["plain", "inside-another-repository"])
+def test_repository_replaced_by_a_plain_directory(loop: Loop, enclosed: bool) -> None:
+    """A non-git directory where the repository was: the failure is recorded, the settle says the path
+    is not a usable repository (not "re-cloned"), nothing is written anywhere — not even into a work
+    tree that encloses the new directory and has the failed commit — and upgrade stops in one line."""
+    w, h = loop.w, loop.h
+    bad = _staged_then_failed(loop)
+    repo = os.path.realpath(w.b)
+    moved = w.tmp / "host-b-moved"
+    w.b.rename(moved)
+    if enclosed:  # e.g. /etc under etckeeper, or a monorepo that took the configuration's history
+        run_git(w.tmp, "init", "-q")
+        run_git(w.tmp, "fetch", "-q", str(w.remote), "dev")
+    w.b.mkdir()
+    (w.b / "configuration.nix").write_text("{ }\n")
+    before, before_moved = _files(w.b), _files(moved)
+
+    code, out, err = loop.upgrade()
+    assert _files(w.b) == before and _files(moved) == before_moved
+    if enclosed:
+        assert run_git(w.tmp, "for-each-ref", "refs/bootguard") == ""  # no backup ref in the wrong repository
+    assert code == ExitCode.NOT_FOUND and out == "" and "Traceback" not in err
+    reason = (
+        f"{repo}: not the top of a git work tree (that is {os.path.realpath(w.tmp)})"
+        if enclosed
+        else f"{repo}: not a git work tree (not a git repository (or any of the parent directories): .git)"
+    )
+    assert err.splitlines() == [
+        f"bootguard: {repo}: {bad[:12]} failed at boot (failed-before-bootguard); "
+        "not retried until a newer commit arrives",
+        f"bootguard: {repo} left as it is: not a usable repository any more (moved or deleted?): {reason}",
+        f"bootguard: error: {reason}",
+    ]
+    _assert_failed_at_boot(loop, bad)
+    out = h.cli("status")[1]
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    assert f"cannot read the repository (moved or re-cloned?): {reason}" in out
+
+    w.b.rename(w.tmp / "plain")
+    moved.rename(w.b)
+    w.build_log.write_text("")
+    code, out, err = loop.upgrade()
+    assert code == 0 and f"is up to date at {bad[:12]}" in out, err
+    assert w.builds() == [] and w.head(w.b) == bad and backups.list_backups(w.b) == []
+    _assert_failed_at_boot(loop, bad)
+    w.assert_nothing_lost()
