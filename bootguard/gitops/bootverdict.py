@@ -177,9 +177,20 @@ def _settle_one(
 def _has_commit(repo: str, commit: str) -> bool | None:
     """None when `repo` is not a usable repository any more (moved, deleted, not git)."""
     try:
-        return git.has_commit(git.Git.open(repo), commit)
+        return git.has_commit(_open(repo), commit)
     except BootguardError:
         return None
+
+
+def _open(repo: str) -> git.Git:
+    """`repo`, checked to be still the top of a git work tree; raises BootguardError otherwise.
+
+    A plain directory put where the repository was is not it: git would answer for it "no such
+    commit" (a wrong reason), or search an enclosing repository and write the backup ref there.
+    """
+    g = git.Git.open(repo)
+    git.head(g)
+    return g
 
 
 def _full_id(repo: str, commit: str) -> str:
@@ -201,7 +212,7 @@ def _return_repository(
 ) -> str | None:
     """Back up the failed commit and put the repository on `running`; a problem line instead of a guess."""
     try:
-        g = git.Git.open(repo)
+        g = _open(repo)
     except BootguardError as exc:
         return f"not a usable repository any more (moved or deleted?): {exc.message}"
     if not bad_in_repo:

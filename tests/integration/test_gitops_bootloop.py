@@ -13,6 +13,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -22,6 +23,10 @@ from bootguard.gitops import backups
 from bootguard.gitops.record import GitopsRecord, RepoRecord
 from tests.hosttree import HostTree, entry_text
 from tests.integration.test_gitops import World, run_git
+
+if TYPE_CHECKING:
+    from bootguard.gitops.bootverdict import Settled
+    from bootguard.validator.notify.base import Notification
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +106,25 @@ class Loop:
 
     def record(self) -> RepoRecord:
         return GitopsRecord.load(self.h.state).get(os.path.realpath(self.w.b))
+
+    def validator_settles(self) -> tuple[list[Settled], Catch]:
+        """The validator's hook on the golden boot that stays up (what it settled, what it notified)."""
+        from bootguard.gitops.bootverdict import after_validation
+        from bootguard.validator.notify.dispatch import Dispatcher
+
+        catch = Catch()
+        done = after_validation(str(self.h.state), "bootguard-golden.conf", cast("Dispatcher", catch))
+        return done, catch
+
+
+class Catch:
+    """A notification dispatcher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def deliver(self, n: Notification) -> None:
+        self.sent.append(n)
 
 
 @pytest.fixture
@@ -237,26 +261,12 @@ def test_unknown_running_commit_leaves_the_repository_alone(
 def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
     """The validator's hook on the golden boot does the rollback; the notification names host,
     commit and cause; the following upgrade finds nothing left to settle."""
-    from typing import cast
-
-    from bootguard.gitops.bootverdict import after_validation
-    from bootguard.validator.notify.base import Notification
-    from bootguard.validator.notify.dispatch import Dispatcher
-
-    class Catch:
-        def __init__(self) -> None:
-            self.sent: list[Notification] = []
-
-        def deliver(self, n: Notification) -> None:
-            self.sent.append(n)
-
     w = loop.w
     bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
     w.push(w.a)
     assert loop.upgrade()[0] == 0
     loop.boot_dies_twice()
-    catch = Catch()
-    done = after_validation(str(loop.h.state), "bootguard-golden.conf", cast("Dispatcher", catch))
+    done, catch = loop.validator_settles()
     assert [(s.commit, s.outcome, s.cause) for s in done] == [(bad, "failed", "failed-before-bootguard")]
     assert w.head(w.b) == loop.golden_commit
     (note,) = catch.sent
@@ -306,3 +316,164 @@ def test_trial_staged_by_hand_with_an_abbreviated_commit(loop: Loop) -> None:
     assert w.head(w.b) == loop.golden_commit
     rec = loop.record()
     assert rec.failed is not None and rec.failed.commit == bad and rec.history[-1].commit == bad
+
+
+# --- issue 11: the repository moved or deleted between the upgrade that staged the trial and the settle
+
+
+def _files(top: Path) -> dict[str, bytes]:
+    """Every file under `top`, .git included: any write by bootguard (a ref, the index, a reflog) shows."""
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def _staged_then_failed(loop: Loop) -> str:
+    """upgrade stages the remote's bad commit as a trial; that trial dies twice; golden runs."""
+    w = loop.w
+    bad = w.commit(w.a, "builds, but panics at boot", config__txt="value = PANIC\n")
+    w.push(w.a)
+    assert loop.upgrade()[0] == 0
+    rec = loop.record()
+    assert rec.staged is not None and rec.staged.commit == bad
+    loop.boot_dies_twice()
+    return bad
+
+
+def _assert_failed_at_boot(loop: Loop, bad: str) -> None:
+    rec = loop.record()
+    assert rec.staged is None and rec.failed is not None
+    assert (rec.failed.commit, rec.failed.stage) == (bad, "boot")
+    assert "failed-before-bootguard" in rec.failed.reason
+    assert [(v.commit, v.outcome, v.stage, v.cause) for v in rec.history] == [
+        (bad, "failed", "boot", "failed-before-bootguard")
+    ]
+
+
+def test_repository_moved_away_before_the_validator_settles(loop: Loop) -> None:
+    """The validator records the failure, says in one line that the path is not a usable repository,
+    writes nothing into the moved repository; moved back, the failed commit is not retried."""
+    w, h = loop.w, loop.h
+    bad = _staged_then_failed(loop)
+    repo = os.path.realpath(w.b)
+    moved = w.tmp / "host-b-moved"
+    w.b.rename(moved)
+    before = _files(moved)
+
+    done, catch = loop.validator_settles()
+    (s,) = done
+    assert (s.commit, s.outcome, s.cause, s.backups) == (bad, "failed", "failed-before-bootguard", ())
+    gone = f"{repo}: no such repository directory"
+    assert s.problem == f"not a usable repository any more (moved or deleted?): {gone}"
+    assert s.messages[-1] == f"{repo} left as it is: {s.problem}"
+    assert all("\n" not in m for m in s.messages)
+    (note,) = catch.sent
+    assert bad[:12] in note.title and "failed-before-bootguard" in note.title
+    assert "not a usable repository any more" in note.message
+    _assert_failed_at_boot(loop, bad)
+    (event,) = [e for e in h.events() if e["kind"] == "upgrade-failed"]
+    assert isinstance(event["data"], dict) and event["data"]["stage"] == "boot"
+    assert event["data"]["problem"] == s.problem
+    assert _files(moved) == before and not w.b.exists()
+
+    code, out, err = h.cli("status")
+    assert code == 0 and err == "" and "Traceback" not in out
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    assert f"cannot read the repository (moved or re-cloned?): {gone}" in out
+    assert "kept as no backup; not retried" in out
+
+    # Moved back: HEAD is still the remote's (failed) commit, so there is nothing to integrate and
+    # nothing is built or staged (exit 0, "up to date"); the repository stays as the user left it.
+    moved.rename(w.b)
+    w.build_log.write_text("")
+    code, out, err = loop.upgrade()
+    assert code == 0 and f"is up to date at {bad[:12]}" in out, err
+    assert w.builds() == [] and h.cli_json("status")["trial"] is None  # type: ignore[index]
+    assert w.head(w.b) == bad and backups.list_backups(w.b) == []
+    _assert_failed_at_boot(loop, bad)  # recorded once, not settled again
+    out = h.cli("status")[1]
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    golden = loop.golden_commit
+    assert f"the repository is on {bad[:12]}, the running generation was built from {golden[:12]}" in out
+    # Put back on the running commit by hand (what status suggests): the remote's commit is refused by its id.
+    run_git(w.b, "reset", "-q", "--hard", golden)
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "not retrying until a newer commit arrives" in err, err
+    assert w.builds() == [] and w.head(w.b) == golden
+    w.assert_nothing_lost()
+
+
+def test_upgrade_of_a_moved_repository_fails_in_one_line_and_settles_once_it_is_back(loop: Loop) -> None:
+    """`upgrade --repo` on a path that is gone: exit 3, one line naming the path, the trial's end kept
+    for later (nothing settled, nothing written); moved back, the next upgrade settles it in full."""
+    w, h = loop.w, loop.h
+    bad = _staged_then_failed(loop)
+    moved = w.tmp / "host-b-moved"
+    w.b.rename(moved)
+    before = _files(moved)
+
+    code, out, err = loop.upgrade()
+    assert code == ExitCode.NOT_FOUND
+    assert (out, err) == ("", f"bootguard: error: {os.path.realpath(w.b)}: no such repository directory\n")
+    assert _files(moved) == before and not w.b.exists()
+    rec = loop.record()
+    assert rec.staged is not None and rec.staged.commit == bad and rec.failed is None and rec.history == ()
+    out = h.cli("status")[1]
+    assert f"trial of {bad[:12]} staged" in out and "cannot read the repository (moved or re-cloned?)" in out
+
+    moved.rename(w.b)
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and f"{bad[:12]} failed at boot (failed-before-bootguard)" in err, err
+    assert w.head(w.b) == loop.golden_commit
+    assert [b.commit for b in backups.list_backups(w.b)] == [bad]
+    _assert_failed_at_boot(loop, bad)
+    w.build_log.write_text("")
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "not retrying" in err and w.builds() == []
+    w.assert_nothing_lost()
+
+
+@pytest.mark.parametrize("enclosed", [False, True], ids=["plain", "inside-another-repository"])
+def test_repository_replaced_by_a_plain_directory(loop: Loop, enclosed: bool) -> None:
+    """A non-git directory where the repository was: the failure is recorded, the settle says the path
+    is not a usable repository (not "re-cloned"), nothing is written anywhere — not even into a work
+    tree that encloses the new directory and has the failed commit — and upgrade stops in one line."""
+    w, h = loop.w, loop.h
+    bad = _staged_then_failed(loop)
+    repo = os.path.realpath(w.b)
+    moved = w.tmp / "host-b-moved"
+    w.b.rename(moved)
+    if enclosed:  # e.g. /etc under etckeeper, or a monorepo that took the configuration's history
+        run_git(w.tmp, "init", "-q")
+        run_git(w.tmp, "fetch", "-q", str(w.remote), "dev")
+    w.b.mkdir()
+    (w.b / "configuration.nix").write_text("{ }\n")
+    before, before_moved = _files(w.b), _files(moved)
+
+    code, out, err = loop.upgrade()
+    assert _files(w.b) == before and _files(moved) == before_moved
+    if enclosed:
+        assert run_git(w.tmp, "for-each-ref", "refs/bootguard") == ""  # no backup ref in the wrong repository
+    assert code == ExitCode.NOT_FOUND and out == "" and "Traceback" not in err
+    reason = (
+        f"{repo}: not the top of a git work tree (that is {os.path.realpath(w.tmp)})"
+        if enclosed
+        else f"{repo}: not a git work tree (not a git repository (or any of the parent directories): .git)"
+    )
+    assert err.splitlines() == [
+        f"bootguard: {repo}: {bad[:12]} failed at boot (failed-before-bootguard); "
+        "not retried until a newer commit arrives",
+        f"bootguard: {repo} left as it is: not a usable repository any more (moved or deleted?): {reason}",
+        f"bootguard: error: {reason}",
+    ]
+    _assert_failed_at_boot(loop, bad)
+    out = h.cli("status")[1]
+    assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
+    assert f"cannot read the repository (moved or re-cloned?): {reason}" in out
+
+    w.b.rename(w.tmp / "plain")
+    moved.rename(w.b)
+    w.build_log.write_text("")
+    code, out, err = loop.upgrade()
+    assert code == 0 and f"is up to date at {bad[:12]}" in out, err
+    assert w.builds() == [] and w.head(w.b) == bad and backups.list_backups(w.b) == []
+    _assert_failed_at_boot(loop, bad)
+    w.assert_nothing_lost()
