@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -153,23 +153,42 @@ def test_native_pinger_pings_while_the_heartbeat_advances(cffi_ops: CffiOps, pip
     assert not stats.stalled and stats.max_gap_ns > 0
 
 
+def _wait_for(what: Callable[[], bool], limit: float = 5.0) -> bool:
+    """Poll `what` until it holds: the pinger is a thread, and on a loaded machine its next tick can come
+    late; a fixed sleep made this test flaky under load (seen during `make test` with two VMs running)."""
+    deadline = time.monotonic() + limit
+    while not what():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def test_native_pinger_stops_when_the_heartbeat_stalls(cffi_ops: CffiOps, pipe: tuple[int, int]) -> None:
     """A stalled heartbeat (hung interpreter) stops the pings; a new beat resumes them."""
     r, w = pipe
     pinger = cffi_ops.start_pinger(w, interval=0.01, stall_limit=0.05, use_write=True)
     try:
-        time.sleep(0.15)  # no beat at all: at most stall_limit's worth of pings
+        # no beat at all: pings only for stall_limit's worth of time, then skipped ticks
+        assert _wait_for(lambda: pinger.stats().skipped > 0)
         stalled = pinger.stats()
         _drain(r)
         time.sleep(0.05)
         assert _drain(r) == 0
         pinger.beat()
-        time.sleep(0.03)
-        resumed = pinger.stats()
+        seen: list[Any] = []  # the stats showing the resumption, read once (it stalls again 50 ms later)
+        assert _wait_for(lambda: _resumed(pinger.stats(), stalled.pings, seen))
     finally:
         pinger.stop()
-    assert stalled.stalled and stalled.skipped > 0 and stalled.pings <= 7
-    assert not resumed.stalled and resumed.pings > stalled.pings
+    assert stalled.stalled and stalled.pings <= 7
+    assert not seen[0].stalled and seen[0].pings > stalled.pings
+
+
+def _resumed(stats: Any, before: int, seen: list[Any]) -> bool:
+    if stats.pings > before and not stats.stalled:
+        seen.append(stats)
+        return True
+    return False
 
 
 def test_native_pinger_records_errors(cffi_ops: CffiOps) -> None:
