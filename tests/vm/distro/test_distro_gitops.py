@@ -135,6 +135,13 @@ def test_phase_a_breaking_change_two_failed_boots_golden_cause_recorded(
     failed = [v for v in history(r) if v["outcome"] == "failed" and v["stage"] == "boot"]
     assert [v["commit"] for v in failed] == [f["a_commit"]]
     assert failed[0]["cause"] and failed[0]["cause"] == rolled[-1].get("cause"), (failed, rolled)
+    # Each failed try is told with its own evidence (its own pstore record), on the entry file that was
+    # booted; the orderly reboots around them (after a verdict) are no failure of anything.
+    counted = _events(r, "counted-failure")
+    assert [e.get("entry") for e in counted] == entries[1:3], counted
+    evidence = [_data(e).get("evidence") for e in counted]
+    assert all(evidence) and len(set(evidence)) == len(evidence), counted
+    assert not _events(r, "boot-failed") and not _events(r, "boot-ended"), r.describe()
 
 
 @pytest.mark.parametrize("loader", LOADERS)
