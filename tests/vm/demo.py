@@ -68,6 +68,10 @@ finish ok
 """
 
 CHECKS = """\
+[validator]
+# the guest's root is read-only: the Prometheus textfile goes to the state disk
+metrics_file = "/mnt/state/bootguard/bootguard.prom"
+
 [[check]]
 name = "esp-mounted"
 kind = "command"
