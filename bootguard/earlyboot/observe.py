@@ -172,7 +172,9 @@ def loader_view(opts: Options, problems: list[str]) -> tuple[BootView | None, di
     from bootguard.services.bootview import BootView
 
     try:
-        return BootView.gather(opts.esp, opts.xbootldr, opts.efivars), None, ""
+        # Lazy: the decision needs file names and counters; an entry's file is read only if its
+        # contents are used (rewriting golden's copy), which saves ~1.5 ms on every boot (issue 13).
+        return BootView.gather(opts.esp, opts.xbootldr, opts.efivars, lazy=True), None, ""
     except BootguardError as exc:
         problems.append(f"boot loader view unavailable, this boot is not assessed: {exc.message}")
         return None, None, ""
