@@ -25,6 +25,7 @@ EXPLICIT = (
     "bootguard.services.grubtrial",
     "bootguard.seams.staging",  # imported inside fallback/statetrial's writing functions
     "bootguard.model.nixos",  # likewise (the trial's generation)
+    "bootguard.seams.watchdog",  # arming (--watchdog-timeout): the probe's sandbox has no device
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",
