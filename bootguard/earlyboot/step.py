@@ -59,18 +59,22 @@ def archive_pstore(pstore: str, archive: str) -> int:
 ESP_MOUNT = "/run/bootguard/esp"
 
 
-def _port(opts: Options, obs: Observation) -> Port | None:
+def _has_loader(opts: Options, obs: Observation) -> bool:
+    """Whether the step has a loader configuration to act on (systemd-boot's view or GRUB's block)."""
+    return obs.view is not None or (opts.grub_env is not None and obs.grub_env is not None)
+
+
+def _port(opts: Options, obs: Observation) -> Port:
     if obs.view is not None:
         from bootguard.seams.efivars import EfiVars
         from bootguard.services.statetrial import SdBootPort
 
         return SdBootPort(obs.view, EfiVars(opts.efivars))
-    if opts.grub_env is not None and obs.grub_env is not None:
-        from bootguard.seams.grubenv import GrubEnv
-        from bootguard.services.grubtrial import GrubPort
+    from bootguard.seams.grubenv import GrubEnv
+    from bootguard.services.grubtrial import GrubPort
 
-        return GrubPort(GrubEnv(opts.grub_env))
-    return None
+    assert opts.grub_env is not None
+    return GrubPort(GrubEnv(opts.grub_env))
 
 
 def mount_esp(efivars: str, target: str = ESP_MOUNT) -> str | None:
@@ -165,9 +169,11 @@ def _assess(opts: Options, report: dict[str, object]) -> None:
             from bootguard.seams.efivars import EfiVars
 
             EfiVars(opts.efivars).delete(FAILURE_VAR, BOOTGUARD_GUID)
-        port = _port(opts, obs)
-        if port is not None:
-            done = act.carry_out(port, store, decision.actions, decision.ended)
+        if _has_loader(opts, obs):
+            # The port (and statetrial or grubtrial behind it) only when there is something to do:
+            # most boots have no action, and every module imported costs on every boot (issue 13).
+            actions = decision.actions
+            done = act.carry_out(_port(opts, obs), store, actions, decision.ended) if actions else []
             rebooting = act.REBOOT in done
             report["done"], report["reboot"] = done, rebooting
             if act.REBOOT in decision.actions and not rebooting:

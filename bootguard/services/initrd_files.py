@@ -23,6 +23,7 @@ EXPLICIT = (
     "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp), grub-editenv
     "bootguard.seams.grubenv",  # GRUB hosts (--grub-env)
     "bootguard.services.grubtrial",
+    "bootguard.services.statetrial",  # a trial bootguard counts itself, and the port of every action
     "bootguard.seams.staging",  # imported inside fallback/statetrial's writing functions
     "bootguard.model.nixos",  # likewise (the trial's generation)
     "bootguard.seams.watchdog",  # arming (--watchdog-timeout): the probe's sandbox has no device
