@@ -12,7 +12,6 @@ import os
 import time
 
 from bootguard.earlyboot import act, decide, observe, record
-from bootguard.earlyboot.arm import arm_watchdog
 from bootguard.earlyboot.observe import BOOTGUARD_GUID, FAILURE_VAR, Options
 from bootguard.errors import BootguardError, ReadOnlyError
 from bootguard.seams import fs
@@ -145,6 +144,8 @@ def run(opts: Options) -> dict[str, object]:
         report["reboot"] = False
     if opts.dry_run:
         return report
+    from bootguard.earlyboot.arm import arm_watchdog  # a dry run arms nothing
+
     try:
         report["watchdog"] = arm_watchdog(opts)
     except BootguardError as exc:

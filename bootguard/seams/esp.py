@@ -81,8 +81,12 @@ def resolve_inside(part: PartitionRoot, relpath: str) -> str:
     if any("\0" in n for n in names):
         raise OutsideError(f"path {relpath!r} contains a NUL character; refusing it")
     path = os.path.join(part.root, *names)
-    real_root = os.path.realpath(part.root)
     real = os.path.realpath(path)
+    if real == path:
+        # No symlink anywhere on the path, so none in the root's part of it either: the path is
+        # lexically under the root (no '..') and really there; one realpath instead of two.
+        return path
+    real_root = os.path.realpath(part.root)
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
         raise OutsideError(
             f"{relpath} on {label} resolves to {real}, outside it (a symbolic link); refusing to follow it",
