@@ -11,10 +11,10 @@ if TYPE_CHECKING:
 
 def arm_watchdog(opts: Options) -> str:
     """Arm the watchdog with the configured timeout and hand it on."""
-    from bootguard.seams import watchdog as wd
-
     if not opts.watchdog_timeout:
         return "watchdog: not armed (no --watchdog-timeout)"
+    from bootguard.seams import watchdog as wd  # only to arm: the device and its ioctls
+
     path = opts.watchdog_device
     if path is None:
         infos = wd.discover(sysfs_root=opts.watchdog_sysfs)

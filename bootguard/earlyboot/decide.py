@@ -19,7 +19,7 @@ from bootguard.model._frozen import Frozen
 from bootguard.model.entry import EntryStatus
 from bootguard.model.events import Event, EventKind
 from bootguard.model.state import BAD, GOOD, REBOOTED, SHUTDOWN, Backend, BootRecord
-from bootguard.services import fallback, statetrial
+from bootguard.services import fallback
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -318,7 +318,7 @@ def _sdboot(obs: Observation, view: BootView) -> BootPlan:
     converted, convert_events, convert_actions = decide_trial.convert(obs, view)
     actions += convert_actions
     t = converted or decide_trial.state_trial_of(obs.state)
-    if t is None or converted is not None or not statetrial.is_trial_boot(view, t):
+    if t is None or converted is not None or not _is_trial_boot(view, t):
         events.append(_this_boot(obs, view))
     events += convert_events
     loader_trial = trial if trial is not None and trial.backend is Backend.LOADER and not converted else None
@@ -342,6 +342,13 @@ def _sdboot(obs: Observation, view: BootView) -> BootPlan:
         return BootPlan(events, actions, failures, last, good=good, trial_end=trial_end, ended=ended)
     step = decide_trial.state_trial(obs, t, decide_trial.sdboot_facts(view, t, obs.state))
     return _with_state_trial(obs, step, earlier, events=events, actions=actions, failures=failures, last=last)
+
+
+def _is_trial_boot(view: BootView, t: Trial) -> bool:
+    # Only while bootguard counts a trial itself: most boots run none and skip importing statetrial.
+    from bootguard.services.statetrial import is_trial_boot
+
+    return is_trial_boot(view, t)
 
 
 def _good(earlier: _Earlier) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from bootguard.model._frozen import Frozen
 from bootguard.model.entry import EntryStatus
 from bootguard.model.events import Event, EventKind
 from bootguard.model.state import BAD, GOOD, SHUTDOWN, Backend, TrialTry
-from bootguard.services import fallback, statetrial
+from bootguard.services import fallback
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,6 +67,8 @@ def state_trial_of(state: State) -> Trial | None:
 
 
 def sdboot_facts(view: BootView, t: Trial, state: State) -> TrialFacts:
+    from bootguard.services import statetrial  # only while bootguard counts a trial itself
+
     try:
         golden_id = statetrial.golden_target(view, state).id(view.scheme)
         golden_is_default = view.vars.entry_default == golden_id

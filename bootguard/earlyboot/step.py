@@ -12,7 +12,6 @@ import os
 import time
 
 from bootguard.earlyboot import act, decide, observe, record
-from bootguard.earlyboot.arm import arm_watchdog
 from bootguard.earlyboot.observe import BOOTGUARD_GUID, FAILURE_VAR, Options
 from bootguard.errors import BootguardError, ReadOnlyError
 from bootguard.seams import fs
@@ -39,38 +38,41 @@ def archive_pstore(pstore: str, archive: str) -> int:
         return 0
     if not names:
         return 0
-    import shutil  # only now: ~3 ms at early boot (bz2, lzma, fnmatch), and most boots have no record
-
     target = os.path.join(archive, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(target, mode=0o700, exist_ok=True)
     moved = 0
     for name in names:
         src = os.path.join(pstore, name)
         try:
-            shutil.copyfile(src, os.path.join(target, name))
+            # fs's copy, not shutil's: shutil would pack bz2, lzma and their libraries into every
+            # initramfs (~0.2 MiB gzipped). The copy is complete and fsynced before the record goes.
+            fs.copy_durably(src, os.path.join(target, name), mode=0o600)
             os.unlink(src)
             moved += 1
         except OSError:
             continue  # a record we cannot move stays for systemd-pstore; never fail the boot for it
-    fs.fsync_dir(target)
     return moved
 
 
 ESP_MOUNT = "/run/bootguard/esp"
 
 
-def _port(opts: Options, obs: Observation) -> Port | None:
+def _has_loader(opts: Options, obs: Observation) -> bool:
+    """Whether the step has a loader configuration to act on (systemd-boot's view or GRUB's block)."""
+    return obs.view is not None or (opts.grub_env is not None and obs.grub_env is not None)
+
+
+def _port(opts: Options, obs: Observation) -> Port:
     if obs.view is not None:
         from bootguard.seams.efivars import EfiVars
         from bootguard.services.statetrial import SdBootPort
 
         return SdBootPort(obs.view, EfiVars(opts.efivars))
-    if opts.grub_env is not None and obs.grub_env is not None:
-        from bootguard.seams.grubenv import GrubEnv
-        from bootguard.services.grubtrial import GrubPort
+    from bootguard.seams.grubenv import GrubEnv
+    from bootguard.services.grubtrial import GrubPort
 
-        return GrubPort(GrubEnv(opts.grub_env))
-    return None
+    assert opts.grub_env is not None
+    return GrubPort(GrubEnv(opts.grub_env))
 
 
 def mount_esp(efivars: str, target: str = ESP_MOUNT) -> str | None:
@@ -141,6 +143,8 @@ def run(opts: Options) -> dict[str, object]:
         report["reboot"] = False
     if opts.dry_run:
         return report
+    from bootguard.earlyboot.arm import arm_watchdog  # a dry run arms nothing
+
     try:
         report["watchdog"] = arm_watchdog(opts)
     except BootguardError as exc:
@@ -165,9 +169,11 @@ def _assess(opts: Options, report: dict[str, object]) -> None:
             from bootguard.seams.efivars import EfiVars
 
             EfiVars(opts.efivars).delete(FAILURE_VAR, BOOTGUARD_GUID)
-        port = _port(opts, obs)
-        if port is not None:
-            done = act.carry_out(port, store, decision.actions, decision.ended)
+        if _has_loader(opts, obs):
+            # The port (and statetrial or grubtrial behind it) only when there is something to do:
+            # most boots have no action, and every module imported costs on every boot (issue 13).
+            actions = decision.actions
+            done = act.carry_out(_port(opts, obs), store, actions, decision.ended) if actions else []
             rebooting = act.REBOOT in done
             report["done"], report["reboot"] = done, rebooting
             if act.REBOOT in decision.actions and not rebooting:

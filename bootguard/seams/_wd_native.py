@@ -10,6 +10,7 @@ Standard library only: the extension is optional and this module runs in early b
 from __future__ import annotations
 
 import os
+import sys
 
 from bootguard.seams._wd_consts import Ioctl, PingerStats
 from bootguard.seams._wd_python import PythonOps
@@ -114,10 +115,10 @@ class CffiOps:
 def _load_native() -> CffiOps | None:
     if os.environ.get("BOOTGUARD_NO_NATIVE") == "1":
         return None
-    import importlib
-
     try:
-        native = importlib.import_module("bootguard._native_wd")
+        # __import__, as the CLI loads its commands: importlib.import_module would load the importlib
+        # package, and this runs when the early-boot step arms the watchdog (one module less to pack).
+        __import__("bootguard._native_wd")
     except ImportError as exc:
         if os.environ.get("BOOTGUARD_REQUIRE_NATIVE") == "1":
             raise ImportError(
@@ -125,7 +126,7 @@ def _load_native() -> CffiOps | None:
                 "build it with `python3 c_ext/watchdog_build.py` or `pip install .`"
             ) from exc
         return None
-    return CffiOps(native)
+    return CffiOps(sys.modules["bootguard._native_wd"])
 
 
 def _select() -> WatchdogOps:

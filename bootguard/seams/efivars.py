@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import errno
 import os
-import struct
+import sys
 
 from bootguard.errors import EnvironmentProblem, NoEfiError, ParseError, ReadOnlyError
 from bootguard.seams.fs import clean_path
@@ -41,8 +41,9 @@ ATTRS_NON_VOLATILE = ATTR_NON_VOLATILE | ATTRS_VOLATILE  # 0x7
 MAX_VARIABLE_BYTES = 1 << 20  # firmware variable stores are tens of KiB; anything bigger is not ours
 
 # <linux/fs.h>: FS_IOC_GETFLAGS = _IOR('f', 1, long), FS_IOC_SETFLAGS = _IOW('f', 2, long). The
-# size field encodes sizeof(long) although the kernel transfers an int.
-_LONG = struct.calcsize("l")
+# size field encodes sizeof(long) although the kernel transfers an int. Linux's ABIs are LP64 or ILP32,
+# so sizeof(long) is the pointer size sys.maxsize tells (the early-boot path does not import struct).
+_LONG = 8 if sys.maxsize > 1 << 32 else 4
 FS_IOC_GETFLAGS = (2 << 30) | (_LONG << 16) | (ord("f") << 8) | 1
 FS_IOC_SETFLAGS = (1 << 30) | (_LONG << 16) | (ord("f") << 8) | 2
 FS_IMMUTABLE_FL = 0x10
@@ -103,16 +104,14 @@ def decode_str_list(data: bytes, name: str) -> tuple[str, ...]:
 def decode_u64(data: bytes, name: str) -> int:
     if len(data) != 8:
         raise ParseError(f"EFI variable {name}: expected 8 bytes (u64), got {len(data)}")
-    value: int = struct.unpack("<Q", data)[0]
-    return value
+    return int.from_bytes(data, "little")
 
 
 def split_attributes(raw: bytes, name: str) -> tuple[int, bytes]:
     """Split an efivarfs file into its attribute word and its data."""
     if len(raw) < 4:
         raise ParseError(f"EFI variable {name}: {len(raw)} bytes is too short for the 4-byte attribute word")
-    attrs: int = struct.unpack("<I", raw[:4])[0]
-    return attrs, raw[4:]
+    return int.from_bytes(raw[:4], "little"), raw[4:]
 
 
 class EfiVars:
@@ -227,7 +226,7 @@ class EfiVars:
         """Set a variable to `data`: attribute word and data in one write(2), as efivarfs requires."""
         self.require()
         path = self.path(name, guid)
-        buf = struct.pack("<I", attrs) + data
+        buf = attrs.to_bytes(4, "little") + data
         with _Unprotected(path, name, restore=True):
             flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
             try:
@@ -322,14 +321,13 @@ def _get_flags(fd: int) -> int | None:
         if exc.errno in _NO_FLAGS_ERRNOS:
             return None
         raise
-    flags: int = struct.unpack("<i", out)[0]
-    return flags
+    return int.from_bytes(out, "little", signed=True)
 
 
 def _set_flags(fd: int, flags: int) -> None:
     import fcntl
 
-    fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack("<i", flags))
+    fcntl.ioctl(fd, FS_IOC_SETFLAGS, flags.to_bytes(4, "little", signed=True))
 
 
 def _read_all(fd: int, limit: int) -> bytes:

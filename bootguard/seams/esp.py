@@ -26,6 +26,8 @@ from bootguard.seams import fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bootguard.model.loader import LoaderConf
 
 ENTRIES_DIR = "loader/entries"
@@ -79,8 +81,12 @@ def resolve_inside(part: PartitionRoot, relpath: str) -> str:
     if any("\0" in n for n in names):
         raise OutsideError(f"path {relpath!r} contains a NUL character; refusing it")
     path = os.path.join(part.root, *names)
-    real_root = os.path.realpath(part.root)
     real = os.path.realpath(path)
+    if real == path:
+        # No symlink anywhere on the path, so none in the root's part of it either: the path is
+        # lexically under the root (no '..') and really there; one realpath instead of two.
+        return path
+    real_root = os.path.realpath(part.root)
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
         raise OutsideError(
             f"{relpath} on {label} resolves to {real}, outside it (a symbolic link); refusing to follow it",
@@ -168,33 +174,51 @@ def _listdir(path: str) -> list[str]:
         raise EnvironmentProblem(f"cannot list {path}: permission denied", hint="run as root") from exc
 
 
-def _scan_type1(part: PartitionRoot) -> list[BootEntry]:
-    entries = []
-    # The directory is checked once (resolve_inside); each name in it is a single component (no "/",
-    # never ".." as it ends in .conf and hidden names are skipped) opened with O_NOFOLLOW, so a
-    # symlinked entry fails with ELOOP below: the same entries as a realpath per file, without its
-    # ~50 lstat calls per entry on every early boot (issue 13, speed).
-    directory = part.join(ENTRIES_DIR)
-    for name in _listdir(directory):
-        if not name.lower().endswith(".conf") or name.startswith("."):
-            continue
-        rel = f"{ENTRIES_DIR}/{name}"
-        problem = None
+def _regular_files(path: str) -> list[str]:
+    """The names of the regular files in a directory, sorted; symlinks, FIFOs, devices and
+    directories are left out by their directory entry type (FAT has none of them), so no entry
+    needs opening to be listed. File systems that do not report a type are asked per name (lstat)."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except PermissionError as exc:
+        raise EnvironmentProblem(f"cannot list {path}: permission denied", hint="run as root") from exc
+
+
+def _body_reader(directory: str) -> Callable[[str], tuple[bytes, str | None]]:
+    """Reads an entry's contents when they are first needed (BootEntry.from_file), bounded, with
+    the sentence that says why they are ignored when they cannot be used."""
+
+    def read(name: str) -> tuple[bytes, str | None]:
         try:
             data, too_big = _read_limited(os.path.join(directory, name))
-        except NotRegularFile:
-            continue  # FIFOs, devices and directories are not entries
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
-                continue  # symlinks and non-files are not entries (FAT has neither)
-            data, too_big = b"", False
-            problem = f"cannot read it: {exc.strerror or exc}; contents ignored"
-        entry = BootEntry.from_conf(rel, b"" if too_big else data, part.kind)
+        except OSError as exc:  # NotRegularFile too: replaced by a FIFO or a link since it was listed
+            return b"", f"cannot read it: {exc.strerror or exc}; contents ignored"
         if too_big:
-            problem = f"file is larger than {MAX_ENTRY_BYTES} bytes; contents ignored"
-        if problem:
-            entry = entry.evolve(problems=(*entry.problems, problem))
-        entries.append(entry)
+            return b"", f"file is larger than {MAX_ENTRY_BYTES} bytes; contents ignored"
+        return data, None
+
+    return read
+
+
+def _scan_type1(part: PartitionRoot, *, lazy: bool) -> list[BootEntry]:
+    # The directory is checked once (resolve_inside); each name in it is a single component (no "/",
+    # never ".." as it ends in .conf and hidden names are skipped), listed only when its directory
+    # entry is a regular file and opened with O_NOFOLLOW when read, so a symlinked entry is never
+    # followed: the same entries as a realpath per file, without its ~50 lstat calls per entry on
+    # every early boot (issue 13, speed).
+    directory = part.join(ENTRIES_DIR)
+    read = _body_reader(directory)
+    entries = [
+        BootEntry.from_file(f"{ENTRIES_DIR}/{name}", part.kind, read)
+        for name in _regular_files(directory)
+        if name.lower().endswith(".conf") and not name.startswith(".")
+    ]
+    if not lazy:
+        for entry in entries:
+            entry.problems  # noqa: B018 -- read and parse now, while the view is a snapshot
     return entries
 
 
@@ -206,9 +230,10 @@ def _scan_type2(part: PartitionRoot) -> list[BootEntry]:
     ]
 
 
-def scan(part: PartitionRoot) -> list[BootEntry]:
-    """Every Type #1 and Type #2 entry on a partition, unsorted."""
-    return _scan_type1(part) + _scan_type2(part)
+def scan(part: PartitionRoot, *, lazy: bool = False) -> list[BootEntry]:
+    """Every Type #1 and Type #2 entry on a partition, unsorted; `lazy`: a Type #1 entry's file is
+    read when a field needs its contents (the early-boot step decides on file names alone)."""
+    return _scan_type1(part, lazy=lazy) + _scan_type2(part)
 
 
 def read_loader_conf(esp: PartitionRoot) -> LoaderConf:

@@ -18,6 +18,9 @@ from bootguard._vocab import Vocab
 from bootguard.errors import BootguardError, NotFoundError, WatchdogBusyError, WatchdogError
 from bootguard.model._frozen import Frozen
 from bootguard.seams._wd_consts import Ioctl, SetOption, WatchdogFlag, decode_flags
+from bootguard.seams.watchdog_sysfs import DEV_ROOT, SYSFS_ROOT, watchdog_names
+from bootguard.seams.watchdog_sysfs import int_attr as _int_attr
+from bootguard.seams.watchdog_sysfs import read_attr as _read_attr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,8 +28,6 @@ if TYPE_CHECKING:
 
     from bootguard.seams._wd_consts import Pinger, WatchdogOps
 
-SYSFS_ROOT = "/sys/class/watchdog"
-DEV_ROOT = "/dev"
 PROC_ROOT = "/proc"
 DEFAULT_DEVICE = "/dev/watchdog0"
 LEGACY_MISC = (10, 130)  # /dev/watchdog: the misc-device alias of watchdog0
@@ -54,30 +55,6 @@ class PingMode(Vocab):
 
 
 # --------------------------------------------------------------------------- sysfs (read only)
-
-
-def _read_attr(directory: str, name: str) -> str | None:
-    """One sysfs attribute, stripped; None when the kernel or driver does not provide it."""
-    try:
-        with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        # `timeleft` and friends answer EOPNOTSUPP/EINVAL/ENODATA when the driver lacks them.
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENODATA, errno.EIO):
-            return None
-        raise
-
-
-def _int_attr(directory: str, name: str) -> int | None:
-    raw = _read_attr(directory, name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw, 0)  # `status` and `options` are hex ("0x8180"), the rest decimal
-    except ValueError:
-        return None
 
 
 class WatchdogInfo(Frozen):
@@ -201,19 +178,10 @@ def _parse_state(raw: str | None) -> WatchdogState:
         return WatchdogState.UNKNOWN
 
 
-def _watchdog_index(name: str) -> int | None:
-    suffix = name[len("watchdog") :]
-    return int(suffix) if name.startswith("watchdog") and suffix.isdigit() else None
-
-
 def discover(sysfs_root: str = SYSFS_ROOT, dev_root: str = DEV_ROOT) -> list[WatchdogInfo]:
     """Every watchdog the kernel registered, by index; the legacy node alone where sysfs has none."""
-    try:
-        names = os.listdir(sysfs_root)
-    except FileNotFoundError:
-        names = []
-    indexed = sorted((i, n) for n in names if (i := _watchdog_index(n)) is not None)
-    found = [WatchdogInfo.from_sysfs(os.path.join(sysfs_root, n), dev_root=dev_root) for _, n in indexed]
+    names = watchdog_names(sysfs_root)
+    found = [WatchdogInfo.from_sysfs(os.path.join(sysfs_root, n), dev_root=dev_root) for n in names]
     legacy = os.path.join(dev_root, "watchdog")
     if not found and _is_char_device(legacy):
         found.append(WatchdogInfo.legacy(legacy))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from bootguard.seams.watchdog import DEV_ROOT, SYSFS_ROOT, WatchdogInfo, discover
+from bootguard.seams.watchdog import WatchdogInfo, discover
+from bootguard.seams.watchdog_sysfs import DEV_ROOT, SYSFS_ROOT
 
 UDEV_CONTROL = "/run/udev/control"  # exists while systemd-udevd runs (what libudev checks too)
 

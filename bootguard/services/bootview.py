@@ -112,14 +112,16 @@ class BootView(Frozen):
         efivars_dir: str,
         *,
         scheme: IdScheme | None = None,
+        lazy: bool = False,
     ) -> BootView:
+        """`lazy`: entry files are read when their contents are used (the early-boot step's view)."""
         esp_root, xroot = esp_seam.discover(esp, xbootldr)
         efi = EfiVars(efivars_dir)
         available = efi.available()
         loader_vars = efi.snapshot() if available else LoaderVars.empty()
         version = LoaderVersion.parse(loader_vars.info)
         id_scheme = scheme or version.id_scheme()
-        found = tuple(esp_seam.scan(esp_root) + (esp_seam.scan(xroot) if xroot else []))
+        found = tuple(esp_seam.scan(esp_root, lazy=lazy) + (esp_seam.scan(xroot, lazy=lazy) if xroot else []))
         view = cls.__new__(cls)
         view._init(
             esp=esp_root,

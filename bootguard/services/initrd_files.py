@@ -1,8 +1,8 @@
 """`bootguard initrd-files`: exactly what an initramfs needs to run the early-boot step.
 
-The module list is measured, not guessed: a probe runs the real early-boot command
-(`python3 -I -S -X importtime -m bootguard initrd --dry-run`) on an empty sandbox tree, and every module
-it imported is mapped back to its file. Then the interpreter, the shared libraries of the interpreter
+The module list is measured, not guessed: a probe runs the early-boot step twice, as the initrd's
+wrapper does (`-S -c '…; from bootguard.cli.main import entry; entry()'`), on a sandbox tree, and every
+module it imported is mapped back to its file. Then the interpreter, the shared libraries of the interpreter
 and of every extension module (via ldd), and bootguard's own modules on the path are added. The
 packaging in initrd/ (dracut, initramfs-tools) copies this list verbatim.
 """
@@ -23,8 +23,10 @@ EXPLICIT = (
     "bootguard.seams.proc",  # mounting the ESP by LoaderDevicePartUUID (--mount-esp), grub-editenv
     "bootguard.seams.grubenv",  # GRUB hosts (--grub-env)
     "bootguard.services.grubtrial",
+    "bootguard.services.statetrial",  # a trial bootguard counts itself, and the port of every action
     "bootguard.seams.staging",  # imported inside fallback/statetrial's writing functions
     "bootguard.model.nixos",  # likewise (the trial's generation)
+    "bootguard.seams.watchdog",  # arming (--watchdog-timeout): the probe's sandbox has no device
     "bootguard.seams._wd_python",
     "bootguard.seams._wd_native",
     "encodings.utf_16_le",
@@ -33,7 +35,6 @@ EXPLICIT = (
     "array",
     "fcntl",
     "json",  # jsoncodec hands errors and unusual values to json (the normal path does not import it)
-    "pathlib",  # spooling the decision when the state directory is read-only (earlyboot.record.spool)
     "zlib",
     "subprocess",
     # fs.syncfs/renameat2 (lazily imported) when the step removes or renames entry files on the ESP, e.g.
@@ -42,18 +43,16 @@ EXPLICIT = (
 )
 
 SEP = "\x1f"  # joins one run's arguments into one argv word (argv cannot hold NUL)
+# main() and __import__, as the wrapper and the CLI themselves: runpy (`-m`) and importlib.import_module
+# would list the importlib package, which the step never loads.
 _PROBE = """
-import runpy, sys
+import sys
+from bootguard.cli.main import main
 for argv in sys.argv[1:]:
-    sys.argv = ["bootguard", *argv.split(SEP)]
-    try:
-        runpy.run_module("bootguard", run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
-import importlib
+    if main(argv.split(SEP)) != 0:
+        sys.exit("the early-boot step failed on the sandbox")
 for name in EXPLICIT:
-    importlib.import_module(name)
+    __import__(name)
 for name in sorted(sys.modules):
     print(name)
 """

@@ -51,6 +51,9 @@ def _host(tree: Path) -> None:
         (efivars / f"{name}-{GUID}").write_bytes(struct.pack("<I", 6) + (value + "\0").encode("utf-16-le"))
     (tree / "proc/sys/kernel/random").mkdir(parents=True)
     (tree / "proc/sys/kernel/random/boot_id").write_text("5c0b1a52-0000-4000-8000-000000000001\n")
+    # A panic record for the step to archive (with the file seam's copy: no shutil in the list).
+    (tree / "sys/fs/pstore").mkdir(parents=True)
+    (tree / "sys/fs/pstore/dmesg-efi-1").write_text("Kernel panic - not syncing: sysrq triggered crash\n")
 
 
 @pytest.mark.integration
@@ -58,7 +61,8 @@ def _host(tree: Path) -> None:
     not (os.path.exists(PYTHON) and os.path.exists(BUSYBOX)), reason="needs python3 and busybox-static"
 )
 def test_packaged_early_boot_step_runs_from_the_listed_files_alone(tmp_path: Path) -> None:
-    """In a chroot with only the listed files, the entry point records the counted boot."""
+    """In a chroot with only the listed files, the entry point records the counted boot and archives
+    pstore's panic record."""
     tree = tmp_path / "initramfs"
     _install(tree)
     _host(tree)
@@ -76,6 +80,8 @@ def test_packaged_early_boot_step_runs_from_the_listed_files_alone(tmp_path: Pat
     assert "booting trial+1-1.conf: counted attempt 1" in done.stdout
     events = (tree / "state/events.jsonl").read_text()
     assert '"boot-attempted"' in events and "trial+1-1.conf" in events
+    assert list((tree / "sys/fs/pstore").iterdir()) == []
+    assert [p.name for p in (tree / "state/pstore").glob("*/*")] == ["dmesg-efi-1"]
 
 
 def _efivar(tree: Path, name: str, value: str) -> None:

@@ -80,7 +80,8 @@ def _select(devices: list[WatchdogInfo], wanted: str, sysfs_root: str) -> list[W
 def _info(args: argparse.Namespace, ctx: Context) -> int:
     from bootguard.cli.output import emit_json, say
     from bootguard.seams._wd_native import BACKEND
-    from bootguard.seams.watchdog import DEV_ROOT, DRIVER_HINT, SYSFS_ROOT
+    from bootguard.seams.watchdog import DRIVER_HINT
+    from bootguard.seams.watchdog_sysfs import DEV_ROOT, SYSFS_ROOT
     from bootguard.seams.watchdog_udev import discover_best
 
     sysfs_root = args.sysfs_root or SYSFS_ROOT
