@@ -90,9 +90,7 @@ def pytest_runtest_makereport(
                 scenario=builder(major).name,
                 loader=result.loader.version if result else major,
                 boots=str(len(result.boots)) if result else "-",
-                result=outcome
-                if result is None or result.run.stopped == "poweroff"
-                else f"{outcome} ({result.run.stopped})",
+                result=outcome + (result.run.how_it_stopped() if result else ""),
                 seconds=f"{result.seconds:.0f}" if result else "-",
             ),
         )

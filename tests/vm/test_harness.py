@@ -1,7 +1,9 @@
-"""The harness's own parts, without booting anything: parsers, the apt source lookup, cpio, the disks."""
+"""The harness's own parts: parsers, the apt source lookup, cpio, the disks, and (one test) a power cycle of a
+real QEMU running OVMF alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -263,25 +265,7 @@ class _FakeQmp:
         return {"return": "RIP=fffffff0" if name == "human-monitor-command" else {}}
 
 
-def test_a_firmware_hang_after_a_reset_is_kicked_once_and_recorded(tmp_path: Path) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
-    stall.poll(10.0)
-    qmp.reset()
-    stall.poll(11.0)
-    stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
-    assert qmp.commands == []  # silent, but not for long enough yet
-    stall.poll(11.0 + _ResetStall.STALL_CPU)
-    assert qmp.commands[-1] == "system_reset"
-    assert [e.name for e in qmp.events] == ["RESET", "HARNESS-KICK"]
-    diag = qmp.events[-1].data["diag"]
-    assert isinstance(diag, dict) and diag["info registers"] == "RIP=fffffff0"
-
-
-def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the_quiet_period(
+def test_a_lock_up_after_a_reset_is_recorded_with_the_cpu_state_and_asks_for_a_power_cycle(
     tmp_path: Path,
 ) -> None:
     from tests.vm.harness.qemu import _ResetStall
@@ -289,27 +273,16 @@ def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the
     serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
     serial_log.write_bytes(b"boot 1\n")
     stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
-    stall.poll(10.0)
-    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
-    qmp.reset()  # both between two polls, as on a real reboot
-    stall.poll(11.0)
-    stall.poll(11.0 + _ResetStall.STALL_CPU)
-    assert qmp.commands[-1] == "system_reset"
-
-
-def test_the_kernels_last_words_without_a_reset_start_the_quiet_period_too(tmp_path: Path) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
-    stall.poll(10.0)
-    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
-    stall.poll(11.0)  # the kernel hung on its way to the reset: QEMU never saw one
-    stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
-    assert qmp.commands == []
-    stall.poll(11.0 + _ResetStall.STALL_CPU)
-    assert qmp.commands[-1] == "system_reset"
+    assert not stall.poll(10.0)
+    qmp.reset()
+    assert not stall.poll(11.0)
+    assert not stall.poll(11.0 + _ResetStall.STALL_CPU - 1)  # silent, but not for long enough yet
+    assert qmp.events[-1].name == "RESET"
+    assert stall.poll(11.0 + _ResetStall.STALL_CPU)
+    assert "system_reset" not in qmp.commands  # it would hang QMP on the locked-up QEMU
+    assert [e.name for e in qmp.events] == ["RESET", "HARNESS-KICK"]
+    diag = qmp.events[-1].data["diag"]
+    assert isinstance(diag, dict) and diag["info registers"] == "RIP=fffffff0"
 
 
 def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kicked(tmp_path: Path) -> None:
@@ -326,3 +299,59 @@ def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kick
     stall.poll(1002.0)
     stall.poll(5000.0)
     assert qmp.commands == []
+
+
+def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the_quiet_period(
+    tmp_path: Path,
+) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(10.0)
+    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
+    qmp.reset()  # both between two polls, as on a real reboot
+    assert not stall.poll(11.0)
+    assert stall.poll(11.0 + _ResetStall.STALL_CPU)
+
+
+def test_the_kernels_last_words_without_a_reset_start_the_quiet_period_too(tmp_path: Path) -> None:
+    from tests.vm.harness.qemu import _ResetStall
+
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    stall.poll(10.0)
+    serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
+    assert not stall.poll(11.0)  # the kernel hung on its way to the reset: QEMU never saw one
+    assert not stall.poll(11.0 + _ResetStall.STALL_CPU - 1)
+    assert stall.poll(11.0 + _ResetStall.STALL_CPU)
+
+
+def test_a_qemu_that_locks_up_is_power_cycled_on_the_same_disks_and_the_serial_log_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run_vm on a real QEMU and OVMF (blank disks: the firmware alone), a lock-up made to fire once the
+    firmware has printed: a second QEMU starts on the same files and its firmware prints after it."""
+    from tests.vm.harness import qemu
+
+    fired: list[int] = []
+
+    def locks_up_once(self: qemu._ResetStall, cpu: float) -> bool:
+        if fired or b"BdsDxe" not in self.serial_path.read_bytes():
+            return False
+        fired.append(self.serial_path.stat().st_size)
+        return True
+
+    monkeypatch.setattr(qemu._ResetStall, "poll", locks_up_once)
+    disks = [tmp_path / "boot.img", tmp_path / "state.img"]
+    for d in disks:
+        d.write_bytes(b"\0" * (1 << 20))
+    # blank disks never power off: the run ends on its timeout, which counts both QEMUs' CPU
+    spec = qemu.VmSpec(tmp_path / "run", disks[0], disks[1], share_host_root=False, timeout=14)
+    run = qemu.run_vm(dataclasses.replace(spec, wall_factor=2.5))
+    assert run.power_cycles == 1 and fired, run.events
+    assert run.stopped == "timeout" and run.cpu > 0, run.stopped
+    serial = (spec.workdir / "serial.raw").read_bytes()
+    assert len(serial) > fired[0] and serial.count(b"BdsDxe") >= 2, serial  # appended, not replaced

@@ -78,8 +78,8 @@ def pytest_runtest_makereport(
     major = _major(item)
     result = item.stash.get(RESULT_KEY, None)
     outcome = "passed" if report.passed else "FAILED"
-    if result is not None and result.run.stopped != "poweroff":
-        outcome += f" ({result.run.stopped})"
+    if result is not None:
+        outcome += result.run.how_it_stopped()
     suite.vm.record(
         item.nodeid,
         Row(
