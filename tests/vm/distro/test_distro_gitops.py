@@ -81,7 +81,7 @@ def gitops_phases(_major: str) -> DistroScenario:
         generations=(Generation(1, checks=(GUEST / "checks.toml").read_text()),),
         boot_scripts={1: SETUP},
         max_boots=6,
-        timeout=1800,
+        timeout=1200,  # ~300–500 CPU s here; room for load and a power cycle or two
         extra_files=_guest_files(),
     )
 
