@@ -16,7 +16,8 @@ bootguard step in userland afterwards — the validator on the next boot that st
 The newest handled `seq` is kept per repository in gitops.json, so each TrialEnd is handled once.
 When bootguard cannot tell which commit runs, or the repository is not in a state to reset, the
 verdict is still recorded but the repository is left alone and the reason is returned (status
-shows it) — never a guess.
+shows it) — never a guess. A repository left on the failed commit is returned by the next `upgrade`
+or `commit` (`return_left_repository`), or they refuse to act on it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import datetime
 
 import attrs
 
-from bootguard.errors import BootguardError
+from bootguard.errors import BootguardError, RefusedError
 from bootguard.gitops import backups, events, git
 from bootguard.gitops.record import CommitVerdict, FailedCommit, GitopsRecord, RepoRecord
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     NotifyFn = Callable[[str, str], None]
 
 BOOT_STAGE = "boot"
+UNKNOWN_RUNNING = "bootguard cannot tell which commit the running generation was built from"
 
 
 @attrs.frozen
@@ -174,6 +176,71 @@ def _settle_one(
     return rec, Settled(repo, end.seq, commit, "failed", cause, tuple(messages), tuple(saved), problem)
 
 
+def return_left_repository(state_dir: str, repo: str, *, booted_entry: str | None = None) -> tuple[str, ...]:
+    """Put `repo` back on the running commit when HEAD is a commit that failed at boot; one line per fact.
+
+    The settle leaves a repository as it is when it cannot reach it (moved away, replaced by a plain
+    directory). Moved back, HEAD is still the failed commit, which is also the remote's head: `upgrade`
+    would call that "up to date" and `commit` would commit on a configuration that does not run. So
+    before either acts, a HEAD whose last verdict is "failed at boot" is returned exactly as the settle
+    does it (the failed-boot backup only if there is none yet). The verdict is not recorded again: the
+    TrialEnd was handled once. Raises RefusedError when the repository cannot be returned (bootguard
+    cannot tell which commit runs, a rebase in progress, ...): nothing is built or committed on it.
+    The caller holds the GitOps lock.
+    """
+    from bootguard.seams.statestore import StateStore
+
+    try:
+        g = _open(repo)
+        head = git.head(g).commit
+    except BootguardError:
+        return ()  # the caller's own git steps say why the repository cannot be used
+    verdict = None if head is None else GitopsRecord.load(state_dir).get(repo).last_verdict(head)
+    if head is None or verdict is None or (verdict.outcome, verdict.stage) != ("failed", BOOT_STAGE):
+        return ()
+    state = StateStore(state_dir).load().state
+    running = running_commit(state, booted_entry)
+    if running == head:
+        return ()
+    backed_up = any(b.commit == head and _is_failed_boot(b.name) for b in backups.list_backups(g))
+    messages = [
+        f"{repo}: HEAD is {head[:12]}, which failed at boot ({verdict.cause}); the host does not run it"
+    ]
+    saved: list[str] = []
+    problem = _return_repository(
+        state_dir,
+        repo,
+        head,
+        running=running,
+        bad_in_repo=True,
+        saved=saved,
+        messages=messages,
+        backup=not backed_up,
+    )
+    if saved or not problem:  # a refusal that changed nothing (told before) is only the run's own event
+        ends = (e.seq for e in reversed(state.finished_trials) if e.commit and head.startswith(e.commit))
+        seq = next(ends, 0)
+        facts, kept = tuple(messages), tuple(saved)
+        _log(state_dir, Settled(repo, seq, head, "failed", verdict.cause, facts, kept, problem))
+    if problem:
+        raise _left_on_failed(repo, head, problem)
+    return tuple(messages)
+
+
+def _left_on_failed(repo: str, head: str, problem: str) -> RefusedError:
+    return RefusedError(
+        f"{repo} is on {head[:12]}, which failed at boot, and cannot be returned to the running "
+        f"generation's commit: {problem}; nothing built or committed",
+        hint=f"put it on the running configuration's commit by hand (git -C {repo} reset --hard COMMIT); "
+        "`bootguard status` shows both",
+    )
+
+
+def _is_failed_boot(name: str) -> bool:
+    """A backup named `<time>-failed-boot`, or `<time>-failed-boot-N` when several share a second."""
+    return name.endswith("-failed-boot") or "-failed-boot-" in name
+
+
 def _has_commit(repo: str, commit: str) -> bool | None:
     """None when `repo` is not a usable repository any more (moved, deleted, not git)."""
     try:
@@ -209,8 +276,10 @@ def _return_repository(
     bad_in_repo: bool,
     saved: list[str],
     messages: list[str],
+    backup: bool = True,
 ) -> str | None:
-    """Back up the failed commit and put the repository on `running`; a problem line instead of a guess."""
+    """Back up the failed commit (unless `backup` is False: it is already) and put the repository on
+    `running`; a problem line instead of a guess."""
     try:
         g = _open(repo)
     except BootguardError as exc:
@@ -220,9 +289,10 @@ def _return_repository(
             f"{bad[:12]} is not in the repository (re-cloned, or garbage-collected?): no backup made; "
             "the commit is still refused by its id"
         )
-    saved.append(backups.save(g, bad, "failed-boot", state_dir=state_dir).ref)
+    if backup:
+        saved.append(backups.save(g, bad, "failed-boot", state_dir=state_dir).ref)
     if running is None:
-        return "bootguard cannot tell which commit the running generation was built from"
+        return UNKNOWN_RUNNING
     if not git.has_commit(g, running):
         return f"the running generation's commit {running[:12]} is not in the repository (re-cloned?)"
     head = git.head(g)
@@ -246,7 +316,8 @@ def _return_repository(
         saved.append(dirty.ref)
     git.reset_hard(g, running)  # safe: every commit and edit dropped here is in a backup ref
     git.clean(g)
-    messages.append(f"{repo} is back on the running commit {running[:12]} (saved: {', '.join(saved)})")
+    kept = f" (saved: {', '.join(saved)})" if saved else ""
+    messages.append(f"{repo} is back on the running commit {running[:12]}{kept}")
     if dirty is not None:
         if git.cherry_pick_no_commit(g, dirty.commit):
             git.reset_index(g)

@@ -12,7 +12,8 @@ run — Python never starts — only when all of this holds:
   (bootverdict.settle) by the next run even when git did not move;
 - the initrd left no spooled record in /run/bootguard/spool (merged into the state by userland).
 
-`needs_settle` is the same test for the Python path. Standard library only.
+`needs_settle` is the same test for the Python path; with `stamped_head` it also tells when the
+check for a HEAD left on a commit that failed at boot can be skipped. Standard library only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ def clear(state_dir: str) -> None:
         os.unlink(os.path.join(state_dir, STAMP))
     except FileNotFoundError:
         pass
+
+
+def stamped_head(state_dir: str, repo: str) -> str | None:
+    """The HEAD the last good run left in `repo`, or None (no stamp, another repository, unreadable)."""
+    try:
+        with open(os.path.join(state_dir, STAMP), encoding="utf-8") as f:
+            words = f.read().split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words[1] if len(words) == 3 and words[0] == repo else None
 
 
 def needs_settle(state_dir: str) -> bool:

@@ -25,6 +25,7 @@ def upgrade(opts: UpgradeOptions) -> UpgradeResult:
         settled: tuple[str, ...] = ()
         try:
             settled = settle_trials(opts.state_dir, g.repo)
+            settled += return_from_failed_boot(opts.state_dir, g)
             result = _upgrade(g, opts)
         except BootguardError as exc:
             noop.clear(opts.state_dir)
@@ -71,6 +72,24 @@ def settle_trials(
         state_dir, repos=None if repo is None else [repo], booted_entry=booted_entry, notify=notify
     )
     return tuple(m for s in done for m in s.messages)
+
+
+def return_from_failed_boot(state_dir: str, g: git.Git) -> tuple[str, ...]:
+    """A HEAD still on a commit that failed at boot (a settle that could not reach the repository) is
+    put back on the running commit now, or the run is refused (bootverdict.return_left_repository).
+
+    Skipped, without importing beyond the standard library, when the last good run left this very
+    HEAD and no trial ended since: that run made the same check.
+    """
+    if not noop.needs_settle(state_dir):
+        try:
+            if noop.stamped_head(state_dir, g.repo) == git.rev_parse(g, "HEAD"):
+                return ()
+        except BootguardError:
+            pass  # the check itself says nothing for an unusable repository; the run's own git steps do
+    from bootguard.gitops import bootverdict
+
+    return bootverdict.return_left_repository(state_dir, g.repo)
 
 
 def _tell(lines: tuple[str, ...]) -> None:
@@ -120,6 +139,7 @@ def commit(repo: str, branch: str, *, push: bool, state_dir: str) -> CommitResul
         try:
             # Never commit (and push) on top of a configuration that failed to boot: settle first.
             _tell(settle_trials(state_dir, g.repo))
+            _tell(return_from_failed_boot(state_dir, g))
             result = commit_changes(g, branch, push=push)
         except BootguardError as exc:
             _log(

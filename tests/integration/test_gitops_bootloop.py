@@ -199,7 +199,9 @@ def test_boot_failure_fails_the_commit_resets_git_and_is_not_retried(loop: Loop)
 
 
 def test_each_trial_end_is_handled_once(loop: Loop) -> None:
-    """A user who moves B back onto the bad commit by hand is not overridden by a second settle."""
+    """The TrialEnd is settled once (one verdict, one failed-boot backup); a user who puts B back on
+    the bad commit by hand does not get "up to date" on a configuration that does not run: the
+    repository is returned to the running commit again, without a second verdict or backup."""
     w = loop.w
     bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
     w.push(w.a)
@@ -209,9 +211,16 @@ def test_each_trial_end_is_handled_once(loop: Loop) -> None:
     run_git(w.b, "reset", "-q", "--hard", bad)
     loop.loader.boot()  # golden again, state slots rewritten
     assert loop.h.cli("initrd", "--boot-id", str(uuid.uuid4()))[0] == 0
-    assert loop.upgrade()[0] == 0  # up to date with the remote: the user's choice stands
-    assert w.head(w.b) == bad
+    w.build_log.write_text("")
+    code, _, err = loop.upgrade()
+    assert code == ExitCode.ROLLED_BACK and "not retrying" in err, err
+    repo = os.path.realpath(w.b)
+    golden = loop.golden_commit
+    assert f"bootguard: {repo}: HEAD is {bad[:12]}, which failed at boot (failed-before-bootguard)" in err
+    assert f"bootguard: {repo} is back on the running commit {golden[:12]}\n" in err
+    assert w.head(w.b) == golden and w.builds() == []
     assert [v.outcome for v in loop.record().history] == ["failed"]
+    assert [b.commit for b in backups.list_backups(w.b)] == [bad]
 
 
 def test_trial_commit_missing_from_repository_is_recorded_and_repo_left_alone(loop: Loop) -> None:
@@ -240,22 +249,42 @@ def test_trial_commit_missing_from_repository_is_recorded_and_repo_left_alone(lo
 def test_unknown_running_commit_leaves_the_repository_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Golden pinned without a commit: the failure is recorded, git is not touched, status says why."""
+    """Golden pinned without a commit: the failure is recorded, git is not touched, status says why;
+    `upgrade` and `commit` refuse in one line (exit 1) instead of calling the failed commit "up to
+    date" or committing on it."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     loop = Loop(World(tmp_path), HostTree(tmp_path / "hostb"), monkeypatch, golden_commit=False)
     w = loop.w
+    repo = os.path.realpath(w.b)
     bad = w.commit(w.a, "panics", config__txt="value = PANIC\n")
     w.push(w.a)
     assert loop.upgrade()[0] == 0
     loop.boot_dies_twice()
+    w.build_log.write_text("")
+    refused = (
+        f"bootguard: error: {repo} is on {bad[:12]}, which failed at boot, and cannot be returned to the "
+        "running generation's commit: bootguard cannot tell which commit the running generation was built "
+        "from; nothing built or committed"
+    )
     code, out, err = loop.upgrade()
-    assert code == 0, err  # the repository still equals the remote: nothing to integrate
-    assert "cannot tell which commit the running generation was built from" in out
-    assert w.head(w.b) == bad  # left alone, not guessed
+    assert code == ExitCode.FAILURE and out == "", err
+    assert err.splitlines()[1:3] == [
+        f"bootguard: {repo} left as it is: bootguard cannot tell which commit the running generation was "
+        "built from",
+        refused,
+    ]
+    assert w.head(w.b) == bad and w.builds() == []  # left alone, not guessed, not built on
     assert [b.name.rsplit("-", 2)[-2:] for b in backups.list_backups(w.b)] == [["failed", "boot"]]
     out = loop.h.cli("status")[1]
     assert "cannot tell which commit the running generation was built from" in out
+    code, _, err = loop.upgrade()  # every run says so again, without a second backup
+    assert code == ExitCode.FAILURE and refused in err.splitlines(), err
+    assert len(backups.list_backups(w.b)) == 1 and w.builds() == []
+    (w.b / "other.txt").write_text("edited on b\n")
+    code, _, err = loop.h.cli("commit", "--repo", str(w.b))
+    assert code == ExitCode.FAILURE and refused in err.splitlines(), err
+    assert w.head(w.b) == bad and run_git(w.b, "status", "--porcelain") == "M other.txt"  # not committed
 
 
 def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
@@ -380,24 +409,61 @@ def test_repository_moved_away_before_the_validator_settles(loop: Loop) -> None:
     assert f"cannot read the repository (moved or re-cloned?): {gone}" in out
     assert "kept as no backup; not retried" in out
 
-    # Moved back: HEAD is still the remote's (failed) commit, so there is nothing to integrate and
-    # nothing is built or staged (exit 0, "up to date"); the repository stays as the user left it.
+    # Moved back: HEAD is still the remote's (failed) commit. The next upgrade does not call that "up
+    # to date": it returns the repository as the settle would have (backup, event), then refuses the
+    # remote's commit by its id; nothing is built or staged, the verdict is not recorded again.
     moved.rename(w.b)
     w.build_log.write_text("")
     code, out, err = loop.upgrade()
-    assert code == 0 and f"is up to date at {bad[:12]}" in out, err
+    assert code == ExitCode.ROLLED_BACK and "not retrying until a newer commit arrives" in err, err
+    golden = loop.golden_commit
+    assert f"bootguard: {repo}: HEAD is {bad[:12]}, which failed at boot (failed-before-bootguard)" in err
+    assert f"bootguard: {repo} is back on the running commit {golden[:12]} (saved: refs/bootguard/" in err
     assert w.builds() == [] and h.cli_json("status")["trial"] is None  # type: ignore[index]
-    assert w.head(w.b) == bad and backups.list_backups(w.b) == []
+    assert w.head(w.b) == golden
+    assert [(b.commit, b.name.endswith("-failed-boot")) for b in backups.list_backups(w.b)] == [(bad, True)]
     _assert_failed_at_boot(loop, bad)  # recorded once, not settled again
+    boot_events = [e["data"] for e in h.events() if e["kind"] == "upgrade-failed"]
+    returned = [d for d in boot_events if isinstance(d, dict) and d.get("stage") == "boot"][-1]
+    assert (returned["commit"], returned["problem"]) == (bad, None)
     out = h.cli("status")[1]
     assert f"failed:   {bad[:12]} at boot: the trial boot failed (failed-before-bootguard)" in out
-    golden = loop.golden_commit
-    assert f"the repository is on {bad[:12]}, the running generation was built from {golden[:12]}" in out
-    # Put back on the running commit by hand (what status suggests): the remote's commit is refused by its id.
-    run_git(w.b, "reset", "-q", "--hard", golden)
+    assert "the repository is on" not in out
     code, _, err = loop.upgrade()
     assert code == ExitCode.ROLLED_BACK and "not retrying until a newer commit arrives" in err, err
-    assert w.builds() == [] and w.head(w.b) == golden
+    assert "HEAD is" not in err and w.builds() == [] and w.head(w.b) == golden
+    w.assert_nothing_lost()
+
+
+def test_commit_on_a_repository_left_on_the_failed_commit(loop: Loop) -> None:
+    """The validator could not reach the repository (moved away); moved back, `bootguard commit`
+    returns it to the running commit first (edits kept), so the auto-commit is made on the
+    configuration that runs, never on the failed one."""
+    w = loop.w
+    bad = _staged_then_failed(loop)
+    repo = os.path.realpath(w.b)
+    moved = w.tmp / "host-b-moved"
+    w.b.rename(moved)
+    (s,) = loop.validator_settles()[0]
+    assert s.problem is not None and s.problem.startswith("not a usable repository any more")
+    moved.rename(w.b)
+    (w.b / "other.txt").write_text("edited on b\n")
+
+    code, out, err = loop.h.cli("commit", "--repo", str(w.b))
+    assert code == 0 and "committed 1 file(s)" in out, err
+    golden = loop.golden_commit
+    assert f"bootguard: {repo}: HEAD is {bad[:12]}, which failed at boot (failed-before-bootguard)" in err
+    assert f"bootguard: {repo} is back on the running commit {golden[:12]} (saved: " in err
+    head = w.head(w.b)
+    assert run_git(w.b, "rev-parse", "HEAD~1") == golden
+    assert run_git(w.b, "log", "-1", "--format=%s", head).startswith("Auto-commit from")
+    assert run_git(w.b, "show", "--format=", "--name-only", head) == "other.txt"
+    assert (w.b / "other.txt").read_text() == "edited on b\n" and run_git(w.b, "status", "--porcelain") == ""
+    kinds = sorted(b.name.split("-", 1)[1] for b in backups.list_backups(w.b))
+    assert kinds == ["dirty", "failed-boot"]
+    assert [b.commit for b in backups.list_backups(w.b) if b.name.endswith("-failed-boot")] == [bad]
+    _assert_failed_at_boot(loop, bad)
+    w.made.add(head)
     w.assert_nothing_lost()
 
 
@@ -472,8 +538,10 @@ def test_repository_replaced_by_a_plain_directory(loop: Loop, enclosed: bool) ->
     w.b.rename(w.tmp / "plain")
     moved.rename(w.b)
     w.build_log.write_text("")
-    code, out, err = loop.upgrade()
-    assert code == 0 and f"is up to date at {bad[:12]}" in out, err
-    assert w.builds() == [] and w.head(w.b) == bad and backups.list_backups(w.b) == []
+    code, out, err = loop.upgrade()  # returned to the running commit, the remote's commit refused
+    assert code == ExitCode.ROLLED_BACK and "not retrying until a newer commit arrives" in err, err
+    assert f"{repo} is back on the running commit {loop.golden_commit[:12]}" in err
+    assert w.builds() == [] and w.head(w.b) == loop.golden_commit
+    assert [b.commit for b in backups.list_backups(w.b)] == [bad]
     _assert_failed_at_boot(loop, bad)
     w.assert_nothing_lost()

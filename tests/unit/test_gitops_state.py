@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bootguard.errors import EnvironmentProblem, StateError, UsageError
-from bootguard.gitops import locks, values
+from bootguard.gitops import locks, noop, values
 from bootguard.gitops.backups import Backup, restore_steps
 from bootguard.gitops.record import FailedCommit, GitopsRecord, RepoRecord
 from bootguard.gitops.values import Mode, Strategy, UpgradeOptions
@@ -71,6 +71,16 @@ def test_bad_record_is_an_error_not_a_reset(tmp_path: Path, content: bytes, mess
     with pytest.raises(StateError, match=message):
         GitopsRecord.load(tmp_path)
     assert path.read_bytes() == content
+
+
+def test_stamped_head_names_the_last_good_runs_head_for_that_repository_only(tmp_path: Path) -> None:
+    """What lets upgrade/commit skip the failed-at-boot HEAD check: the HEAD a good run left, per repo."""
+    assert noop.stamped_head(str(tmp_path), "/r") is None
+    noop.write(str(tmp_path), "/r", "a" * 40, "b" * 40)
+    assert noop.stamped_head(str(tmp_path), "/r") == "a" * 40
+    assert noop.stamped_head(str(tmp_path), "/other") is None
+    (tmp_path / noop.STAMP).write_bytes(b"/r \xff\n")
+    assert noop.stamped_head(str(tmp_path), "/r") is None
 
 
 def test_missing_record_is_empty(tmp_path: Path) -> None:
