@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import site
 import statistics
 import subprocess
 import sys
@@ -86,6 +87,12 @@ def unit_command(unit: str, key: str) -> list[str]:
     return [a.replace("$$", "$") for a in shlex.split(line.split("=", 1)[1])]
 
 
+def no_site_env(env: dict[str, str]) -> dict[str, str]:
+    """env for `python -S`: site-packages on PYTHONPATH after the checkout, as plain directories."""
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {**env, "PYTHONPATH": os.pathsep.join([env["PYTHONPATH"], *dirs])}
+
+
 def measure(host: Path, state: Path, runs: int, env: dict[str, str]) -> dict[str, list[Sample]]:
     upgrade = [sys.executable, "-m", "bootguard", "--state-dir", str(state), "upgrade", "--repo", str(host)]
     precheck = unit_command("bootguard-upgrade.service", "ExecCondition")
@@ -104,9 +111,9 @@ def measure(host: Path, state: Path, runs: int, env: dict[str, str]) -> dict[str
         "upgrade": lambda: timed(upgrade, env),
         "fetch+rev-parse": lambda: timed(fetch, env) + timed(rev_parse, env),
         "python -c pass": lambda: timed([sys.executable, "-c", "pass"], env),
-        # Without site-packages' .pth hooks: possible because the no-op path imports nothing
-        # outside the standard library and bootguard.
-        "upgrade (python -S)": lambda: timed([sys.executable, "-S", *upgrade[1:]], env),
+        # Without site-packages' .pth hooks: site-packages stay importable through PYTHONPATH (the
+        # run exports its metrics, which need attrs), but no .pth file is executed.
+        "upgrade (python -S)": lambda: timed([sys.executable, "-S", *upgrade[1:]], no_site_env(env)),
     }
     for case in cases.values():
         case()  # warm caches once
