@@ -323,13 +323,14 @@ def _supervise(
     *,
     started: float,
     cpu_before: float = 0.0,
+    detector: type[_ResetStall] = _ResetStall,
 ) -> tuple[str, float]:
     """Wait for QEMU to exit, stopping it on timeout, a boot loop or a lock-up after a reset ("stalled");
     returns (why it stopped, CPU s of this QEMU). Timeouts count from `started` and `cpu_before`, the
     wall clock and CPU of earlier QEMUs of the same run (power cycles)."""
     serial_path = spec.workdir / "serial.raw"
     cut = _PowerCut(spec.kill_after, serial_path, spec.wall_factor) if spec.kill_after else None
-    stall = _ResetStall(qmp, serial_path) if qmp is not None and cut is None else None
+    stall = detector(qmp, serial_path) if qmp is not None and cut is None else None
     cpu = 0.0
     while proc.poll() is None:
         cpu = max(cpu, cpu_seconds(proc.pid))
@@ -359,12 +360,18 @@ def _supervise(
 MAX_POWER_CYCLES = 3
 
 
-def run_vm(spec: VmSpec, on_line: Callable[[str], None] | None = None) -> VmRun:
+def run_vm(
+    spec: VmSpec,
+    on_line: Callable[[str], None] | None = None,
+    *,
+    detector: type[_ResetStall] = _ResetStall,
+) -> VmRun:
     """Boot `spec` until the guest powers off, it boots more than `max_boots` times, or the timeout.
 
     `on_line` gets every serial line (ANSI-stripped) while the VM runs. A QEMU that locks up after a
     guest reset is started again on the same disks and NVRAM, at most MAX_POWER_CYCLES times
-    (_ResetStall); the serial log goes on in the same file.
+    (`detector`, a _ResetStall; a parameter so that a test can stand in for a lock-up without patching
+    the class that other VMs of the same pytest process use); the serial log goes on in the same file.
     """
     spec.workdir.mkdir(parents=True, exist_ok=True)
     vars_fd = spec.vars_file if spec.vars_file is not None else fresh_vars(spec.workdir / "OVMF_VARS.fd")
@@ -382,7 +389,9 @@ def run_vm(spec: VmSpec, on_line: Callable[[str], None] | None = None) -> VmRun:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=serial, stderr=err)
             qmp = _connect_qmp(sockdir / "qmp.sock", started)
             try:
-                stopped, cpu = _supervise(proc, spec, qmp, tail, started=started, cpu_before=cpu_total)
+                stopped, cpu = _supervise(
+                    proc, spec, qmp, tail, started=started, cpu_before=cpu_total, detector=detector
+                )
             finally:
                 if proc.poll() is None:
                     proc.kill()
