@@ -15,7 +15,7 @@ from bootguard.errors import NotFoundError
 from tests.vm.demo import Narrator
 from tests.vm.harness import disk, marks, packages, serial
 from tests.vm.harness.initramfs import GUEST_INIT, Cpio
-from tests.vm.harness.qemu import SerialTail, strip_ansi
+from tests.vm.harness.qemu import SerialTail, _ResetStall, strip_ansi
 from tests.vm.harness.qmp import QmpEvent
 from tests.vm.harness.scenario import efivar_hex
 from tests.vm.harness.suite import Row, VmSuite
@@ -265,14 +265,17 @@ class _FakeQmp:
         return {"return": "RIP=fffffff0" if name == "human-monitor-command" else {}}
 
 
+def _watched_guest(tmp_path: Path) -> tuple[Path, _FakeQmp, _ResetStall]:
+    """A guest that has printed one line, its fake QMP, and the lock-up detector watching both."""
+    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
+    serial_log.write_bytes(b"boot 1\n")
+    return serial_log, qmp, _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+
+
 def test_a_lock_up_after_a_reset_is_recorded_with_the_cpu_state_and_asks_for_a_power_cycle(
     tmp_path: Path,
 ) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    _, qmp, stall = _watched_guest(tmp_path)
     assert not stall.poll(10.0)
     qmp.reset()
     assert not stall.poll(11.0)
@@ -286,11 +289,7 @@ def test_a_lock_up_after_a_reset_is_recorded_with_the_cpu_state_and_asks_for_a_p
 
 
 def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kicked(tmp_path: Path) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    serial_log, qmp, stall = _watched_guest(tmp_path)
     stall.poll(0.0)
     stall.poll(1000.0)  # a hang in the guest (the watchdog's business), no reset: not the harness's
     qmp.reset()
@@ -304,11 +303,7 @@ def test_a_quiet_guest_without_a_reset_or_one_that_prints_after_it_is_never_kick
 def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the_quiet_period(
     tmp_path: Path,
 ) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    serial_log, qmp, stall = _watched_guest(tmp_path)
     stall.poll(10.0)
     serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
     qmp.reset()  # both between two polls, as on a real reboot
@@ -317,11 +312,7 @@ def test_a_reset_seen_in_the_same_poll_as_the_kernels_last_line_still_starts_the
 
 
 def test_the_kernels_last_words_without_a_reset_start_the_quiet_period_too(tmp_path: Path) -> None:
-    from tests.vm.harness.qemu import _ResetStall
-
-    serial_log, qmp = tmp_path / "serial.raw", _FakeQmp()
-    serial_log.write_bytes(b"boot 1\n")
-    stall = _ResetStall(qmp, serial_log)  # type: ignore[arg-type]
+    serial_log, _, stall = _watched_guest(tmp_path)
     stall.poll(10.0)
     serial_log.write_bytes(b"boot 1\n[   39.5] reboot: Restarting system\r\n")
     assert not stall.poll(11.0)  # the kernel hung on its way to the reset: QEMU never saw one
