@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from bootguard._vocab import FlagVocab, Vocab
+from bootguard.seams.watchdog_sysfs import CARDRESET as _CARDRESET
 
 
 class Ioctl(Vocab):
@@ -37,7 +38,7 @@ class WatchdogFlag(FlagVocab):
     EXTERN1 = 0x0004
     EXTERN2 = 0x0008
     POWERUNDER = 0x0010
-    CARDRESET = 0x0020  # the card reset the machine: the previous boot ended by a watchdog reset
+    CARDRESET = _CARDRESET  # the card reset the machine (defined where the early-boot step reads it)
     POWEROVER = 0x0040
     SETTIMEOUT = 0x0080
     MAGICCLOSE = 0x0100
