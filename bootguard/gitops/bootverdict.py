@@ -340,7 +340,10 @@ def _notification(s: Settled) -> tuple[str, str]:
     import socket
 
     host = socket.gethostname()
-    title = f"{host}: commit {s.commit[:12]} failed at boot ({s.cause}); rolled back"
+    # The loader already put the host back on its previous generation; the title says what became of
+    # the repository, which is not always returned (moved away, busy, moved on since).
+    after = "repository returned" if s.problem is None else "repository left alone"
+    title = f"{host}: commit {s.commit[:12]} failed at boot ({s.cause}); {after}"
     body = "\n".join((f"host: {host}", f"commit: {s.commit}", f"cause: {s.cause}", *s.messages))
     return title, body
 

@@ -300,6 +300,7 @@ def test_validator_on_golden_settles_first_and_notifies(loop: Loop) -> None:
     assert w.head(w.b) == loop.golden_commit
     (note,) = catch.sent
     assert bad[:12] in note.title and "failed-before-bootguard" in note.title and note.host in note.title
+    assert note.title.endswith("; repository returned"), note.title
     assert f"commit: {bad}" in note.message
     code, _, err = loop.upgrade()
     assert code == ExitCode.ROLLED_BACK and "failed at boot" not in err  # already settled, once
@@ -396,6 +397,7 @@ def test_repository_moved_away_before_the_validator_settles(loop: Loop) -> None:
     assert all("\n" not in m for m in s.messages)
     (note,) = catch.sent
     assert bad[:12] in note.title and "failed-before-bootguard" in note.title
+    assert note.title.endswith("; repository left alone"), note.title  # not "rolled back"
     assert "not a usable repository any more" in note.message
     _assert_failed_at_boot(loop, bad)
     (event,) = [e for e in h.events() if e["kind"] == "upgrade-failed"]
