@@ -10,7 +10,7 @@ Prints the median wall time of each and its ratio to the baseline. Targets (issu
 With `/usr/bin/python3` present (Debian's interpreter, what the initramfs runs) the initrd runs are
 also timed the way initrd/bootguard-initrd starts them: `-I -S -c 'sys.path.insert…; entry()'`,
 against `-I -S -c pass` of the same interpreter (issue 13's target: ≤ 1.5×, writing run included),
-and so is `bench/initrd_floor.py`: the step's file work alone, without bootguard's code.
+and so is `bench/support/initrd_floor.py`: the step's file work alone, without bootguard's code.
 `--python` picks the interpreter for the `-m bootguard` rows (default: the one running this); `--tmp
 /dev/shm` shows the writing run without the disk's fsync latency (a boot pays it, once per write).
 """
@@ -132,7 +132,7 @@ def main() -> int:
             rows.append(("packaged initrd --dry-run", "debian dry-run", "debian base"))
             rows.append(("packaged initrd (writing)", "debian initrd", "debian base"))
             # The same file work without bootguard's code: what is left of the budget for the code.
-            code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r})\n"
+            code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench/support')!r})\n"
             code += "from initrd_floor import main; main(sys.argv[1:])"  # from its .pyc, as the step is
             floor = [debian, "-I", "-S", "-c", code, *common]
             floor += ["--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]

@@ -52,8 +52,7 @@ def apply(state: State, d: BootPlan, now: float) -> State:
 def record(store: StateStore, decision: BootPlan) -> None:
     now = time.time()
     store.update(lambda s: apply(s, decision, now))
-    for event in decision.events:
-        store.append_event(event)
+    store.append_events(decision.events)  # one fsync for all of them, on every boot
 
 
 def spool(spool_dir: str, decision: BootPlan) -> str:

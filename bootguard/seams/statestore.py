@@ -33,7 +33,7 @@ from bootguard.seams import fs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
     from typing import BinaryIO
 
@@ -254,8 +254,21 @@ class StateStore:
 
     def append_event(self, event: Event) -> None:
         """Append one event durably (O_APPEND, one write, fsync)."""
+        self._append(_event_line(event))
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Append several events durably with one write and one fsync.
+
+        The early-boot step logs its decision's events together: each fsync is a flash write on the
+        host's disk (milliseconds on eMMC or SD cards), paid on every boot. A power cut keeps a prefix
+        of the lines; a torn last line stays one bad line (see `_append`).
+        """
+        if events:
+            self._append(b"".join(_event_line(e) for e in events))
+
+    def _append(self, line: bytes) -> None:
+        """Write `line` (one or more whole event lines) at the end of the log, then fsync."""
         self._check_dir(create=True)
-        line = _event_line(event)
         flags = (
             os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
         )

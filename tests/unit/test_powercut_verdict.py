@@ -50,6 +50,7 @@ def cut_at(k: int | None, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]
             (EfiVars, "delete"),
             (StateStore, "update"),
             (StateStore, "append_event"),
+            (StateStore, "append_events"),
         ):
             real = getattr(owner, name)
 

@@ -439,3 +439,39 @@ def test_huge_event_is_shrunk_not_lost(store: StateStore) -> None:
     assert e.message == "m" * 4096
     assert e.data["truncated_from_bytes"] > ss.MAX_EVENT_LINE
     assert store.events_path.stat().st_size <= ss.MAX_EVENT_LINE
+
+
+def test_append_events_writes_them_in_order_with_one_fsync(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A boot's events go to the log together: in order, after a torn line, with one fsync."""
+    store.append_event(ev(0))
+    with open(store.events_path, "ab") as f:
+        f.write(b'{"kind": "bles')
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.append_events([ev(2), ev(3), ev(4)])
+    store.append_events([])  # nothing to log: nothing written, nothing synced
+    monkeypatch.undo()
+    assert len(synced) == 1
+    log = store.read_events()
+    assert [e.message for e in log.events] == ["boot 0", "boot 2", "boot 3", "boot 4"]
+    assert len(log.warnings) == 1 and log.warnings[0].startswith("events.jsonl line 2: not valid JSON")
+
+
+def test_append_events_cut_mid_write_keeps_the_whole_lines(store: StateStore) -> None:
+    """A power cut inside the one write keeps a prefix: its whole lines read back, the torn one is
+    reported."""
+    store.append_events([ev(0)])
+    lines = b"".join(ss._event_line(ev(i)) for i in (1, 2))
+    with open(store.events_path, "ab") as f:
+        f.write(lines[: len(lines) - 5])  # what reached the disk before the cut
+    log = store.read_events()
+    assert [e.message for e in log.events] == ["boot 0", "boot 1"]
+    assert len(log.warnings) == 1 and "incomplete" in log.warnings[0]

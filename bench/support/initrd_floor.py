@@ -1,27 +1,36 @@
 """The floor under `bootguard initrd`: its file work alone, with no bootguard code.
 
-Run by `bench/cli_startup.py` with the packaged interpreter's initrd flags (`-I -S`) on the same
-host tree as the real step, and timed against the same bare interpreter. It does what one writing
-step does to the file system (strace of `bootguard initrd` on that tree) and nothing else: read the
-loader's EFI variables, list the entries, read loader.conf and both state slots (decoded with
-`_json`, as bootguard does), read the watchdog's bootstatus, list pstore, take the state lock,
-write the new slot (temp file, fsync, rename, directory fsync) and append one event line (fsync).
+A helper of `bench/cli_startup.py` (not a benchmark of its own: `make bench` runs bench/*.py), which
+runs it with the packaged interpreter's initrd flags (`-I -S`, from its .pyc) on the same host tree as
+the real step, timed against the same bare interpreter. It does what one writing step does to the
+file system (strace of `bootguard initrd` on that tree) and nothing else: read the loader's EFI
+variables, list the entries, read loader.conf and both state slots (decoded with `_json`, as
+bootguard does), read the watchdog's bootstatus, list pstore, take the state lock, write the new slot
+(temp file, fsync, rename, directory fsync) and append the step's event lines (one write, fsync).
 Its ratio shows how much of the ≤ 1.5× budget of issue 13 is left for everything bootguard itself
 does: parsing, deciding, and loading the code that does it.
 
-    python3 -I -S bench/initrd_floor.py --esp E --efivars V --state-dir S --watchdog-sysfs W --pstore P
+    python3 -I -S bench/support/initrd_floor.py --esp E --efivars V --state-dir S \\
+        --watchdog-sysfs W --pstore P
 """
 
+import _json  # what bootguard.model.jsoncodec decodes with
 import os
 import sys
 
-import _json  # what bootguard.model.jsoncodec decodes with
-
 GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-VARIABLES = (
-    "LoaderBootCountPath LoaderEntrySelected LoaderEntries LoaderEntryDefault LoaderEntryOneShot "
-    "LoaderEntryPreferred LoaderEntryLastBooted LoaderInfo LoaderFeatures LoaderDevicePartUUID"
-).split()
+VARIABLES = [
+    "LoaderBootCountPath",
+    "LoaderEntrySelected",
+    "LoaderEntries",
+    "LoaderEntryDefault",
+    "LoaderEntryOneShot",
+    "LoaderEntryPreferred",
+    "LoaderEntryLastBooted",
+    "LoaderInfo",
+    "LoaderFeatures",
+    "LoaderDevicePartUUID",
+]
 READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -52,7 +61,7 @@ def main(argv: list[str]) -> None:
     entries = sorted(os.listdir(f"{esp}/loader/entries"))
     _read(f"{esp}/loader/loader.conf")
     slots = [_read(f"{state}/state.{slot}.json") for slot in "ab"]
-    scan = _json.make_scanner(_Context())
+    scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # typeshed wants a JSONDecoder
     for data in slots:  # a slot is an envelope line, then the state document
         if data:
             for part in data.decode().split("\n", 1):
