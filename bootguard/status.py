@@ -84,11 +84,11 @@ def _state_part(state: State, booted: str | None) -> dict[str, object]:
 
 
 def _last_validation(state_dir: str) -> object:
-    import json
+    from bootguard.model.jsoncodec import loads  # json's results, without importing json and re
 
     try:
-        with open(os.path.join(state_dir, "last-validation.json"), encoding="utf-8") as f:
-            return json.load(f)
+        with open(os.path.join(state_dir, "last-validation.json"), "rb") as f:
+            return loads(f.read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Option tables shared by argparse and the argparse-free fast path of the early-boot command.
+"""Option tables shared by argparse and the argparse-free fast path of the early-boot commands.
 
 `bootguard initrd` runs on every boot inside the initramfs, where argparse alone (with gettext, locale
 and shutil behind it) costs more than the rest of the step. A command may therefore declare its
@@ -28,7 +28,7 @@ class Parsed:
 class Opt:
     """One long option: `--name` → attribute `name` (dashes to underscores)."""
 
-    __slots__ = ("default", "dest", "flag", "help", "kind", "metavar")
+    __slots__ = ("choices", "default", "dest", "flag", "help", "kind", "metavar")
 
     def __init__(
         self,
@@ -37,9 +37,12 @@ class Opt:
         default: object = None,
         help: str | None = None,
         metavar: str | None = None,
+        *,
+        choices: tuple[str, ...] | None = None,
     ) -> None:
-        # kind None: a boolean switch; str or int: takes one value
+        # kind None: a boolean switch; str or int: takes one value (one of `choices` when given)
         self.flag, self.kind, self.default, self.help, self.metavar = flag, kind, default, help, metavar
+        self.choices = choices
         self.dest = flag.lstrip("-").replace("-", "_")
 
 
@@ -52,7 +55,9 @@ def add_to(parser: argparse.ArgumentParser, table: Sequence[Opt]) -> None:
         if o.kind is None:
             parser.add_argument(o.flag, action="store_true", help=shown)
         else:
-            parser.add_argument(o.flag, type=o.kind, default=o.default, help=shown, metavar=o.metavar)
+            parser.add_argument(
+                o.flag, type=o.kind, default=o.default, help=shown, metavar=o.metavar, choices=o.choices
+            )
 
 
 def parse_fast(
@@ -81,6 +86,8 @@ def parse_fast(
             if not args or (args[0].startswith("-") and args[0] != "-"):
                 return None  # argparse would refuse an option where a value belongs
             inline = args.pop(0)
+        if o.choices is not None and inline not in o.choices:
+            return None  # argparse names the choices in its error
         try:
             values[o.dest] = o.kind(inline)
         except ValueError:

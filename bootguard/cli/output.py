@@ -11,10 +11,11 @@ if TYPE_CHECKING:
 
 
 def emit_json(value: object) -> None:
-    import json
+    # jsoncodec: json's output without importing json (and `re` behind it) for plain values.
+    from bootguard.model.jsoncodec import dumps
 
     # One write: json.dump with indent issues thousands of small writes.
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def say(line: str = "") -> None:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bootguard.cli.commands import initrd
+from bootguard.cli.commands import initrd, list_, status
 from bootguard.cli.main import build_parser, global_options
-from bootguard.cli.options import parse_fast
+from bootguard.cli.options import Opt, parse_fast
 
 SAMPLES = [
     ["initrd"],
@@ -62,3 +62,37 @@ def test_never_crashes_and_never_disagrees(argv: list[str]) -> None:
         return
     slow = vars(build_parser("initrd").parse_args(argv))
     assert {k: v for k, v in slow.items() if not k.startswith("_") and k != "command"} == fast
+
+
+TABLED = [
+    (["status"], "status", status.OPTIONS),
+    (["--esp", "/e", "status", "--events", "3", "--json"], "status", status.OPTIONS),
+    (["status", "--events=0", "--state-dir", "/s"], "status", status.OPTIONS),
+    (["list"], "list", list_.OPTIONS),
+    (["list", "--id-scheme", "stripped-lower", "--json"], "list", list_.OPTIONS),
+    (["--efivars", "/v", "list", "--id-scheme=counter-kept"], "list", list_.OPTIONS),
+]
+
+
+@pytest.mark.parametrize(("argv", "command", "table"), TABLED)
+def test_list_and_status_fast_path_agrees_with_argparse(
+    argv: list[str], command: str, table: tuple[Opt, ...]
+) -> None:
+    """`list` and `status` run without argparse, with what argparse would have given them."""
+    slow = vars(build_parser(command).parse_args(argv))
+    fast = parse_fast(argv, command, global_options(), table)
+    assert fast is not None
+    assert {k: v for k, v in slow.items() if not k.startswith("_") and k != "command"} == vars(fast)
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "table"),
+    [
+        (["list", "--id-scheme", "bogus"], "list", list_.OPTIONS),  # argparse lists the choices
+        (["list", "--id-scheme"], "list", list_.OPTIONS),
+        (["status", "--events", "many"], "status", status.OPTIONS),
+        (["status", "--help"], "status", status.OPTIONS),
+    ],
+)
+def test_list_and_status_defer_the_unusual(argv: list[str], command: str, table: tuple[Opt, ...]) -> None:
+    assert parse_fast(argv, command, global_options(), table) is None

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
+from bootguard.cli.options import Opt, add_to
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from bootguard.cli.main import Context
 
 NAME = "list"
 HELP = "list boot entries in the order systemd-boot sorts them, with counters and the next boot"
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+# A table, so that cli.main parses it without argparse (see status.py).
+OPTIONS = (
+    Opt(
         "--id-scheme",
-        choices=["counter-kept", "stripped-keep-case", "stripped-lower"],
+        str,
         help="override the entry id scheme read from LoaderInfo",
-    )
+        choices=("counter-kept", "stripped-keep-case", "stripped-lower"),
+    ),
+)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_to(parser, OPTIONS)
 
 
 def scheme_override(args: argparse.Namespace) -> object:
