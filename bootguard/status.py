@@ -84,11 +84,20 @@ def _state_part(state: State, booted: str | None) -> dict[str, object]:
 
 
 def _last_validation(state_dir: str) -> object:
+    """The validator's last report, with `this_boot`: whether it is this boot's (None: cannot tell).
+
+    Read before this boot's validator has run, the file is an earlier boot's, and a bare "pass" would
+    read as this boot's verdict."""
+    from bootguard.model.events import read_boot_id
     from bootguard.model.jsoncodec import loads  # json's results, without importing json and re
 
     try:
         with open(os.path.join(state_dir, "last-validation.json"), "rb") as f:
-            return loads(f.read())
+            doc = loads(f.read())
+        if isinstance(doc, dict):
+            recorded, now = doc.get("boot_id"), read_boot_id()
+            doc["this_boot"] = None if recorded is None or now is None else recorded == now
+        return doc
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:

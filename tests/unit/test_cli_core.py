@@ -218,3 +218,29 @@ def test_pin_golden_refuses_entry_with_missing_kernel(host: HostTree) -> None:
     code, _, err = host.cli("pin-golden", "g.conf")
     assert code == 3 and "/EFI/gone/kernel.efi is missing" in err
     assert "bootguard-golden.conf" not in host.entries()
+
+
+@pytest.mark.parametrize("same_boot", [True, False])
+def test_status_says_whose_validation_it_shows(host: HostTree, same_boot: bool) -> None:
+    """Before this boot's validator has run, the last validation is an earlier boot's: status says so
+    instead of a bare "pass" that reads as this boot's verdict (real /proc boot id)."""
+    from bootguard.model.events import read_boot_id
+    from bootguard.validator.record import write_last_validation
+
+    now = read_boot_id()
+    assert now is not None  # this machine has /proc
+    host.add_entry("os-1.conf", version="1")
+    doc = {"version": 1, "result": "pass", "decision": "blessed", "time": 1_700_000_000.0, "checks": []}
+    write_last_validation(
+        str(host.state), {**doc, "boot_id": now if same_boot else "0" * 32, "entry": "os-1+1-1.conf"}
+    )
+    status = host.cli_json("status")
+    assert isinstance(status, dict) and status["last_validation"]["this_boot"] is same_boot
+    code, out, err = host.cli("status")
+    assert code == 0, err
+    (line,) = [x for x in out.splitlines() if x.startswith("validation:")]
+    if same_boot:
+        assert line == "validation: pass"
+    else:
+        assert line.startswith("validation: pass, of an earlier boot (os-1+1-1.conf, 2023-11-1")
+        assert line.endswith("); none yet on this boot")

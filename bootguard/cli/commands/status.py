@@ -67,7 +67,12 @@ def _plain(r: dict[str, object]) -> list[str]:
         lines.append(f"next boot:  {r.get('next_boot') or 'nothing'} — {r.get('next_boot_why')}")
     lv = r.get("last_validation")
     if isinstance(lv, dict) and "result" in lv:
-        lines.append(f"validation: {lv['result']}")
+        if lv.get("this_boot") is False:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(lv.get("time") or 0)))
+            of = f"{lv['entry']}, {when}" if lv.get("entry") else when
+            lines.append(f"validation: {lv['result']}, of an earlier boot ({of}); none yet on this boot")
+        else:
+            lines.append(f"validation: {lv['result']}")
         for c in lv.get("checks", []):
             took = f"({c.get('seconds', 0):.1f} s)"
             lines.append(f"  {c.get('result', '?'):5} {c.get('name')} {took} {c.get('message', '')}")
