@@ -6,10 +6,16 @@ runs inside the guest. The story, in one QEMU process:
 
 1. The host runs generation 2; generation 1 is pinned golden. A bad update (generation 3) arrives and is
    staged as a trial with 2 tries.
-2. Generation 3's kernel panics, twice. systemd-boot counts both boots; the loader itself then boots
-   golden, and bootguard's early-boot step records why.
+2. Generation 3 fails twice: on its first try the kernel panics before any of bootguard's code runs; on
+   its second bootguard's early-boot step records that panic and arms the i6300esb, and then the system
+   hangs with nobody to feed the watchdog, which resets the machine. systemd-boot counts both boots; the
+   loader itself then boots golden, and bootguard's early-boot step records the reset as the cause.
 3. A good update (generation 4) arrives on golden and is staged; it boots, passes validation and is
    blessed. The last boot is generation 4, uncounted, and shows `bootguard status`.
+
+Every boot that comes up arms the watchdog in its early-boot step and hands it to `bootguard watchdog
+run`, as systemd PID 1 (RuntimeWatchdogSec) takes it over on a real host, which lets go of it with the
+magic close before an orderly reboot or power-off.
 
 Output and logs: demo-out/ in the checkout.
 """
@@ -29,6 +35,33 @@ from tests.vm.harness.packages import debian_kernel, systemd_boot
 from tests.vm.harness.qemu import probe_accel
 from tests.vm.harness.scenario import Scenario, ScenarioResult, run_scenario
 
+# Sourced by the actions below: the hand-off a real host's systemd PID 1 does, and its orderly end.
+WATCHDOG = """\
+take_over_watchdog() {
+    say "SAY bootguard watchdog run takes the watchdog over, as systemd PID 1 does on a real host"
+    bg_exec watchdog run >/dev/null 2>&1 &
+    KEEPALIVE=$!
+}
+let_go_of_watchdog() {  # SIGTERM: the magic close, so that the orderly reboot is not a watchdog reset
+    kill -TERM "$KEEPALIVE"
+    wait "$KEEPALIVE"
+    say "BG rc=$? cmd=watchdog run"
+}
+"""
+
+BAD = """\
+case "$(efistr LoaderBootCountPath)" in
+*+1-1.conf) do_panic ;;  # a kernel that panics before userland: nothing of bootguard's runs
+*)
+    bg initrd --watchdog-timeout 15
+    say "SAY the system hangs before anything takes the watchdog over"
+    say "HANG n=$BOOT_N heartbeat=$WDT_HEARTBEAT"
+    settle
+    while :; do sleep 3600; done
+    ;;
+esac
+"""
+
 SETUP = """\
 say "SAY the host runs generation 2; generation 1 is its known-good generation"
 bg pin-golden nixos-generation-1.conf
@@ -39,8 +72,9 @@ bg trial nixos-generation-3.conf --tries 2
 do_reboot
 """
 
-GOLDEN = """\
-bg initrd
+GOLDEN = WATCHDOG + """\
+bg initrd --watchdog-timeout 30
+take_over_watchdog
 say "SAY the validator runs the health checks of golden's boot, as on every boot of a real host"
 bg validate --config /mnt/state/control/checks.toml
 if [ ! -f /state/vm/good-update-staged ]; then
@@ -49,21 +83,26 @@ if [ ! -f /state/vm/good-update-staged ]; then
     touch /state/vm/good-update-staged
     settle
     bg trial nixos-generation-4.conf --tries 2
+    let_go_of_watchdog
     do_reboot
 fi
 bg status
+let_go_of_watchdog
 finish ok
 """
 
-GOOD = """\
-bg initrd
+GOOD = WATCHDOG + """\
+bg initrd --watchdog-timeout 30
+take_over_watchdog
 if [ "$(efistr LoaderBootCountPath)" != - ]; then
     say "SAY the validator runs the health checks of this trial boot"
     bg validate --config /mnt/state/control/checks.toml
+    let_go_of_watchdog
     do_reboot
 fi
 say "SAY the final system:"
 bg status
+let_go_of_watchdog
 finish ok
 """
 
@@ -114,7 +153,7 @@ def demo_scenario() -> Scenario:
         loader_conf="timeout 0\ndefault nixos-generation-2.conf\n",
         control={
             "boot-1.sh": SETUP,
-            "action-gen3-bad.sh": "do_panic\n",
+            "action-gen3-bad.sh": BAD,
             "action-gen1-golden.sh": GOLDEN,
             "action-gen4-good.sh": GOOD,
             "checks.toml": CHECKS,
@@ -194,15 +233,19 @@ def verdict(result: ScenarioResult) -> tuple[bool, str]:
     if result.bg_results("validate") != [0, 0]:
         return False, "validation of golden or of generation 4 did not pass:\n" + result.describe()
     failures = [e for e in result.bootguard_events() if e.get("kind") in ("counted-failure", "boot-failed")]
-    if len(failures) != 2 or any(e.get("cause") == "unknown" for e in failures):
-        return False, f"two failed boots of the bad update, none 'without a verdict', expected: {failures}"
+    if [e.get("cause") for e in failures] != ["kernel-panic", "watchdog-reset"]:
+        return False, f"a panic, then a hang reset by the watchdog, expected: {failures}"
+    if result.boots[3].bootstatus == 0:
+        return False, "golden's boot found no CARDRESET in the watchdog's bootstatus:\n" + result.describe()
+    if result.bg_results("watchdog") != [0, 0, 0]:  # `watchdog run`, on the three boots that came up
+        return False, "bootguard watchdog run did not take over and let go cleanly:\n" + result.describe()
     data = [e.get("data") for e in failures]
     evidence = [d.get("evidence") for d in data if isinstance(d, dict) and d.get("evidence")]
     if len(evidence) != len(set(evidence)):
         return False, f"each failure must be blamed on its own pstore record, or on none: {failures}"
     return True, (
-        "the bad update failed twice and the host came back on golden by itself; "
-        "the good update was validated and blessed and is what the host boots now."
+        "the bad update failed twice (a kernel panic, then a hang the watchdog reset) and the host came "
+        "back on golden by itself; the good update was validated and blessed and is what the host boots now."
     )
 
 
