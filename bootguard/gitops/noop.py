@@ -1,7 +1,10 @@
 """The no-op stamp: what the last good `upgrade` run saw, so a timer run with nothing new can stop early.
 
-`<state-dir>/gitops-upgrade.ok` holds one line, `REPO HEAD REMOTE-COMMIT`, written after an upgrade
-run that ended well and removed when one fails. The unit's `ExecCondition=` pre-check (a few lines
+`<state-dir>/gitops-upgrade.ok` holds one line, `2 REPO HEAD REMOTE-COMMIT`, written after an upgrade
+run that ended well and removed when one fails. The leading `2` is the stamp's format: a stamp written
+by a version without it (`REPO HEAD REMOTE-COMMIT`) predates the check for a HEAD left on a commit that
+failed at boot, so it must not vouch for that check; it matches nothing, and the next run is a full
+one that writes a new stamp. The unit's `ExecCondition=` pre-check (a few lines
 of shell, systemd/bootguard-upgrade.service) runs `git rev-parse` + `git ls-remote` and skips the
 run — Python never starts — only when all of this holds:
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import os
 
 STAMP = "gitops-upgrade.ok"
+FORMAT = "2"  # the unit's ExecCondition compares the line with "2 $R $h $remote" (bootguard-upgrade.service)
 STATE_SLOTS = ("state.a.json", "state.b.json")
 
 
@@ -29,7 +33,7 @@ def write(state_dir: str, repo: str, head: str, remote_commit: str) -> None:
     path = os.path.join(state_dir, STAMP)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(f"{repo} {head} {remote_commit}\n")
+        f.write(f"{FORMAT} {repo} {head} {remote_commit}\n")
     os.replace(tmp, path)
 
 
@@ -47,7 +51,7 @@ def stamped_head(state_dir: str, repo: str) -> str | None:
             words = f.read().split()
     except (OSError, UnicodeDecodeError):
         return None
-    return words[1] if len(words) == 3 and words[0] == repo else None
+    return words[2] if len(words) == 4 and words[:2] == [FORMAT, repo] else None
 
 
 def needs_settle(state_dir: str) -> bool:

@@ -72,6 +72,14 @@ def test_precheck_skips_only_when_nothing_changed(world: World) -> None:
     (state / "state.a.json").unlink()
     assert main(["--state-dir", str(state), "upgrade", "--repo", str(world.b)]) == 0
     assert precheck(world, state) == 1
+    stamp = state / "gitops-upgrade.ok"
+    line = stamp.read_text()
+    assert line.startswith("2 ")
+    stamp.write_text(line[2:])  # as an older bootguard wrote it: it predates the failed-at-boot check
+    os.utime(stamp, (time.time() + 1, time.time() + 1))  # and is newer than the state
+    assert precheck(world, state) == 0  # never skips: the next run checks, and writes a new stamp
+    assert main(["--state-dir", str(state), "upgrade", "--repo", str(world.b)]) == 0
+    assert stamp.read_text() == line and precheck(world, state) == 1
     world.commit(world.b, "local", other__txt="local\n")
     assert precheck(world, state) == 0  # HEAD moved
     assert precheck(world, state, BOOTGUARD_REMOTE="nonexistent") == 0  # git fails: run

@@ -81,6 +81,9 @@ def test_stamped_head_names_the_last_good_runs_head_for_that_repository_only(tmp
     assert noop.stamped_head(str(tmp_path), "/other") is None
     (tmp_path / noop.STAMP).write_bytes(b"/r \xff\n")
     assert noop.stamped_head(str(tmp_path), "/r") is None
+    # A stamp of a version before the failed-at-boot check ("REPO HEAD REMOTE") vouches for nothing.
+    (tmp_path / noop.STAMP).write_text(f"/r {'a' * 40} {'b' * 40}\n")
+    assert noop.stamped_head(str(tmp_path), "/r") is None
 
 
 def test_missing_record_is_empty(tmp_path: Path) -> None:
