@@ -30,7 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+sys.path.insert(0, str(ROOT))
+
+from bootguard.seams.efivars import LOADER_GUID, LOADER_VARIABLES  # noqa: E402  (after ROOT is on the path)
+
 Case = list[str] | Callable[[], list[str]]  # a fixed argv, or a factory called once per run
 
 
@@ -59,6 +62,11 @@ def make_tree(root: Path, n: int = 50) -> list[str]:
     for name, value in (("identity", "i6300ESB timer"), ("bootstatus", "0"), ("timeout", "30")):
         (root / "sysfs/watchdog0" / name).write_text(value + "\n")
     (root / "pstore").mkdir()
+    return _host(root)
+
+
+def _host(root: Path) -> list[str]:
+    """The global options naming make_tree's host."""
     return [
         "--esp",
         str(root / "esp"),
@@ -67,6 +75,19 @@ def make_tree(root: Path, n: int = 50) -> list[str]:
         "--state-dir",
         str(root / "state"),
     ]
+
+
+def device_options(root: Path) -> list[str]:
+    """The watchdog sysfs and pstore of make_tree's host."""
+    return ["--watchdog-sysfs", str(root / "sysfs"), "--pstore", str(root / "pstore")]
+
+
+def floor_argv(python: str, root: Path) -> list[str]:
+    """bench/support/initrd_floor.py run like the step (`-I -S`, from its .pyc) on make_tree's host."""
+    code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench/support')!r})\n"
+    code += "from initrd_floor import main; main(sys.argv[1:])"
+    variables = ",".join(f"{name}-{LOADER_GUID}" for name in LOADER_VARIABLES)
+    return [python, "-I", "-S", "-c", code, *_host(root), *device_options(root), "--variables", variables]
 
 
 def _run(argv: list[str], env: dict[str, str]) -> float:
@@ -104,7 +125,7 @@ def main() -> int:
     boots = itertools.count()
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         common = make_tree(Path(tmp))
-        initrd = [*common, "initrd", "--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
+        initrd = [*common, "initrd", *device_options(Path(tmp))]
 
         def writing() -> list[str]:
             return [*initrd, "--boot-id", f"bench-boot-{next(boots)}"]
@@ -132,11 +153,7 @@ def main() -> int:
             rows.append(("packaged initrd --dry-run", "debian dry-run", "debian base"))
             rows.append(("packaged initrd (writing)", "debian initrd", "debian base"))
             # The same file work without bootguard's code: what is left of the budget for the code.
-            code = f"import sys; sys.path.insert(0, {str(ROOT / 'bench/support')!r})\n"
-            code += "from initrd_floor import main; main(sys.argv[1:])"  # from its .pyc, as the step is
-            floor = [debian, "-I", "-S", "-c", code, *common]
-            floor += ["--watchdog-sysfs", f"{tmp}/sysfs", "--pstore", f"{tmp}/pstore"]
-            cases["debian floor"] = floor
+            cases["debian floor"] = floor_argv(debian, Path(tmp))
             rows.append(("file work alone (floor)", "debian floor", "debian base"))
         t = measure(cases, args.runs)
     print(f"baseline  {py} -I -c pass  {t['base'] * 1000:7.1f} ms")

@@ -11,26 +11,13 @@ Its ratio shows how much of the ≤ 1.5× budget of issue 13 is left for everyth
 does: parsing, deciding, and loading the code that does it.
 
     python3 -I -S bench/support/initrd_floor.py --esp E --efivars V --state-dir S \\
-        --watchdog-sysfs W --pstore P
+        --watchdog-sysfs W --pstore P --variables LoaderInfo-GUID,...
 """
 
 import _json  # what bootguard.model.jsoncodec decodes with
 import os
 import sys
 
-GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
-VARIABLES = [
-    "LoaderBootCountPath",
-    "LoaderEntrySelected",
-    "LoaderEntries",
-    "LoaderEntryDefault",
-    "LoaderEntryOneShot",
-    "LoaderEntryPreferred",
-    "LoaderEntryLastBooted",
-    "LoaderInfo",
-    "LoaderFeatures",
-    "LoaderDevicePartUUID",
-]
 READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -56,8 +43,8 @@ def _read(path: str) -> bytes | None:
 def main(argv: list[str]) -> None:
     args = dict(zip(argv[::2], argv[1::2], strict=True))
     esp, efivars, state = args["--esp"], args["--efivars"], args["--state-dir"]
-    for name in VARIABLES:
-        _read(f"{efivars}/{name}-{GUID}")
+    for name in args["--variables"].split(","):  # bootguard.seams.efivars' LOADER_VARIABLES, named
+        _read(f"{efivars}/{name}")
     entries = sorted(os.listdir(f"{esp}/loader/entries"))
     _read(f"{esp}/loader/loader.conf")
     slots = [_read(f"{state}/state.{slot}.json") for slot in "ab"]

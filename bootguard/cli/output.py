@@ -18,6 +18,13 @@ def emit_json(value: object) -> None:
     sys.stdout.write(dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
+def local_time(seconds: float) -> str:
+    """A moment as status and events print it: local time to the second."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
 def say(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 

@@ -19,12 +19,12 @@ import cli_startup  # noqa: E402  (a script directory, not a package)
 
 def test_floor_reads_the_real_state_and_writes_its_own_files(tmp_path: Path) -> None:
     common = cli_startup.make_tree(tmp_path)
-    where = ["--watchdog-sysfs", str(tmp_path / "sysfs"), "--pstore", str(tmp_path / "pstore")]
-    step = [sys.executable, "-m", "bootguard", *common, "initrd", *where, "--boot-id", "b1"]
-    subprocess.run(step, check=True, capture_output=True, cwd=ROOT)
+    step = [sys.executable, "-m", "bootguard", *common, "initrd", *cli_startup.device_options(tmp_path)]
+    subprocess.run([*step, "--boot-id", "b1"], check=True, capture_output=True, cwd=ROOT)
     slot = (tmp_path / "state/state.a.json").read_bytes()
-    floor = [sys.executable, "-I", "-S", str(ROOT / "bench/support/initrd_floor.py"), *common, *where]
-    done = subprocess.run(floor, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        cli_startup.floor_argv(sys.executable, tmp_path), capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert (tmp_path / "state/floor.json").read_bytes() == slot  # the slot it read, written as its own
     (line,) = (tmp_path / "state/floor.jsonl").read_text().splitlines()

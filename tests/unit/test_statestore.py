@@ -465,13 +465,26 @@ def test_append_events_writes_them_in_order_with_one_fsync(
     assert len(log.warnings) == 1 and log.warnings[0].startswith("events.jsonl line 2: not valid JSON")
 
 
-def test_append_events_cut_mid_write_keeps_the_whole_lines(store: StateStore) -> None:
-    """A power cut inside the one write keeps a prefix: its whole lines read back, the torn one is
-    reported."""
+class PowerCut(BaseException):
+    """The power goes mid-write."""
+
+
+def test_append_events_cut_mid_write_keeps_the_whole_lines(
+    store: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut inside append_events' one write keeps a prefix: its whole lines read back, the torn
+    one is reported."""
     store.append_events([ev(0)])
-    lines = b"".join(ss._event_line(ev(i)) for i in (1, 2))
-    with open(store.events_path, "ab") as f:
-        f.write(lines[: len(lines) - 5])  # what reached the disk before the cut
+    real_write = os.write
+
+    def write_then_cut(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data)[: len(data) - 5])  # what reached the disk before the cut
+        raise PowerCut
+
+    monkeypatch.setattr(os, "write", write_then_cut)
+    with pytest.raises(PowerCut):
+        store.append_events([ev(1), ev(2)])
+    monkeypatch.undo()
     log = store.read_events()
     assert [e.message for e in log.events] == ["boot 0", "boot 1"]
     assert len(log.warnings) == 1 and "incomplete" in log.warnings[0]

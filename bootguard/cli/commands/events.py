@@ -17,9 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    import time
-
-    from bootguard.cli.output import emit_json, say, warn
+    from bootguard.cli.output import emit_json, local_time, say, warn
     from bootguard.seams.statestore import StateStore
 
     log = StateStore(ctx.state_dir).read_events(limit=args.limit)
@@ -30,6 +28,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for e in log.events:
         extra = " ".join(x for x in (e.entry and f"entry={e.entry}", e.cause and f"cause={e.cause}") if x)
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        say(f"{when} {e.kind.value:20} {e.message}" + (f" [{extra}]" if extra else ""))
+        say(f"{local_time(e.time)} {e.kind.value:20} {e.message}" + (f" [{extra}]" if extra else ""))
     return 0

@@ -24,7 +24,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _plain(r: dict[str, object]) -> list[str]:
-    import time
+    from bootguard.cli.output import local_time
 
     lines = [
         f"loader:     {r.get('loader') or 'unknown (no LoaderInfo)'}",
@@ -68,7 +68,7 @@ def _plain(r: dict[str, object]) -> list[str]:
     lv = r.get("last_validation")
     if isinstance(lv, dict) and "result" in lv:
         if lv.get("this_boot") is False:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(lv.get("time") or 0)))
+            when = local_time(float(lv.get("time") or 0))
             of = f"{lv['entry']}, {when}" if lv.get("entry") else when
             lines.append(f"validation: {lv['result']}, of an earlier boot ({of}); none yet on this boot")
         else:
@@ -80,7 +80,7 @@ def _plain(r: dict[str, object]) -> list[str]:
     if events:
         lines.append("last events:")
         for e in events:  # type: ignore[attr-defined]
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(e.get("time", 0))))
+            when = local_time(float(e.get("time", 0)))
             lines.append(f"  {when} {e.get('kind')}: {e.get('message')}")
     for g in r.get("gitops") or []:  # type: ignore[attr-defined]
         lines.append(f"gitops:     {g['repo']}: deployed {str(g.get('deployed') or 'nothing')[:12]}")
